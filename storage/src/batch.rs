@@ -151,6 +151,20 @@ impl BatchHeader {
     }
 }
 
+/// Length of the whole batches at the start of `b` and the offset after
+/// the last of them (`None` if not even one batch is whole).
+pub fn whole_batches(b: &[u8]) -> (usize, Option<i64>) {
+    let (mut at, mut next) = (0, None);
+    while let Some(p) = BatchPrefix::parse(&b[at..]) {
+        if at + p.size > b.len() {
+            break;
+        }
+        at += p.size;
+        next = Some(p.last_offset() + 1);
+    }
+    (at, next)
+}
+
 pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES..])
 }

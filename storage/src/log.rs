@@ -110,6 +110,8 @@ pub struct Log {
 impl Log {
     pub async fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        // glommio resolves relative paths against no directory at all.
+        let dir = &std::fs::canonicalize(dir).map_err(|e| StorageError::io(dir, e))?;
         let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
