@@ -35,7 +35,8 @@ struct ServeArgs {
 }
 
 fn parse_listener(s: &str) -> Result<SocketAddr, String> {
-    let hostport = s.strip_prefix("PLAINTEXT://").ok_or_else(|| format!("listener {s:?}: only PLAINTEXT:// is supported"))?;
+    let hostport =
+        s.strip_prefix("PLAINTEXT://").ok_or_else(|| format!("listener {s:?}: only PLAINTEXT:// is supported"))?;
     let hostport = if hostport.starts_with(':') { format!("0.0.0.0{hostport}") } else { hostport.to_string() };
     std::net::ToSocketAddrs::to_socket_addrs(&hostport)
         .map_err(|e| format!("listener {s:?}: {e}"))?

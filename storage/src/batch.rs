@@ -184,23 +184,14 @@ pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     let h = BatchHeader::read(b);
     if i32_at(b, LENGTH) < (HEADER_LEN - LOG_OVERHEAD) as i32 || h.size != b.len() {
-        return Err(BatchError::Length {
-            declared: i32_at(b, LENGTH) as i64 + LOG_OVERHEAD as i64,
-            actual: b.len(),
-        });
+        return Err(BatchError::Length { declared: i32_at(b, LENGTH) as i64 + LOG_OVERHEAD as i64, actual: b.len() });
     }
     let crc = compute_crc(b);
     if crc != stored_crc(b) {
-        return Err(BatchError::Crc {
-            stored: stored_crc(b),
-            computed: crc,
-        });
+        return Err(BatchError::Crc { stored: stored_crc(b), computed: crc });
     }
     if h.record_count <= 0 || h.last_offset_delta != h.record_count - 1 {
-        return Err(BatchError::RecordCount {
-            count: h.record_count,
-            last_offset_delta: h.last_offset_delta,
-        });
+        return Err(BatchError::RecordCount { count: h.record_count, last_offset_delta: h.last_offset_delta });
     }
     Ok(h)
 }
@@ -258,11 +249,7 @@ pub fn record_timestamps(b: &[u8]) -> Option<Vec<(i64, i64)>> {
         pos += 1; // attributes
         let ts_delta = read_varint(b, &mut pos)?;
         let offset_delta = read_varint(b, &mut pos)?;
-        let ts = if h.is_log_append_time() {
-            h.max_timestamp
-        } else {
-            h.base_timestamp.wrapping_add(ts_delta)
-        };
+        let ts = if h.is_log_append_time() { h.max_timestamp } else { h.base_timestamp.wrapping_add(ts_delta) };
         out.push((ts, h.base_offset + offset_delta));
         pos = start + len as usize;
     }
@@ -289,12 +276,7 @@ fn put_varint(buf: &mut Vec<u8>, v: i64) {
 
 impl BatchBuilder {
     pub fn new(base_timestamp: i64) -> BatchBuilder {
-        BatchBuilder {
-            buf: vec![0; HEADER_LEN],
-            count: 0,
-            base_timestamp,
-            max_timestamp: base_timestamp,
-        }
+        BatchBuilder { buf: vec![0; HEADER_LEN], count: 0, base_timestamp, max_timestamp: base_timestamp }
     }
 
     pub fn push(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
@@ -319,19 +301,13 @@ impl BatchBuilder {
     }
 
     /// Producer fields for idempotent batches.
-    pub fn build_with_producer(
-        mut self,
-        producer_id: i64,
-        epoch: i16,
-        base_sequence: i32,
-    ) -> Vec<u8> {
+    pub fn build_with_producer(mut self, producer_id: i64, epoch: i16, base_sequence: i32) -> Vec<u8> {
         let b = &mut self.buf;
         let len = (b.len() - LOG_OVERHEAD) as i32;
         b[LENGTH..LENGTH + 4].copy_from_slice(&len.to_be_bytes());
         b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&(-1i32).to_be_bytes());
         b[MAGIC] = 2;
-        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]
-            .copy_from_slice(&(self.count - 1).to_be_bytes());
+        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(self.count - 1).to_be_bytes());
         b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&self.base_timestamp.to_be_bytes());
         b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&self.max_timestamp.to_be_bytes());
         b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
@@ -364,10 +340,7 @@ mod tests {
         assert_eq!(h.max_timestamp, 1500);
         set_base_offset(&mut bytes, 40);
         validate(&bytes).unwrap();
-        assert_eq!(
-            record_timestamps(&bytes).unwrap(),
-            vec![(1000, 40), (990, 41), (1500, 42)]
-        );
+        assert_eq!(record_timestamps(&bytes).unwrap(), vec![(1000, 40), (990, 41), (1500, 42)]);
         set_log_append_time(&mut bytes, 7);
         let h = validate(&bytes).unwrap();
         assert!(h.is_log_append_time());
@@ -382,25 +355,16 @@ mod tests {
         let mut bad = good.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert!(matches!(validate(&bad), Err(BatchError::Crc { .. })));
-        assert!(matches!(
-            validate(&good[..good.len() - 1]),
-            Err(BatchError::Length { .. })
-        ));
+        assert!(matches!(validate(&good[..good.len() - 1]), Err(BatchError::Length { .. })));
         let mut bad = good.clone();
         bad[MAGIC] = 1;
         assert!(matches!(validate(&bad), Err(BatchError::Magic(1))));
-        assert!(matches!(
-            validate(&good[..20]),
-            Err(BatchError::TooShort(20))
-        ));
+        assert!(matches!(validate(&good[..20]), Err(BatchError::TooShort(20))));
         let mut bad = good.clone();
         bad[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&2i32.to_be_bytes());
         let crc = compute_crc(&bad);
         bad[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            validate(&bad),
-            Err(BatchError::RecordCount { .. })
-        ));
+        assert!(matches!(validate(&bad), Err(BatchError::RecordCount { .. })));
     }
 
     #[test]

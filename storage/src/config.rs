@@ -7,10 +7,7 @@ pub enum FlushPolicy {
     EveryAppend,
     /// Kafka's `flush.messages` and `flush.ms`: flush once either is reached.
     /// `None` disables that trigger; with both `None` the OS decides.
-    Interval {
-        messages: Option<u64>,
-        interval: Option<Duration>,
-    },
+    Interval { messages: Option<u64>, interval: Option<Duration> },
 }
 
 /// One log's settings, named after the Kafka topic configs they mirror.
@@ -44,10 +41,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_batch_bytes: 1_048_588,
             log_append_time: false,
-            flush: FlushPolicy::Interval {
-                messages: None,
-                interval: None,
-            },
+            flush: FlushPolicy::Interval { messages: None, interval: None },
         }
     }
 }

@@ -22,17 +22,9 @@ pub enum BatchError {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProducerError {
     #[error("producer {producer_id}: expected sequence after {last}, got {first}")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        last: i32,
-        first: i32,
-    },
+    OutOfOrderSequence { producer_id: i64, last: i32, first: i32 },
     #[error("producer {producer_id}: epoch {epoch} is older than {current}")]
-    InvalidEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
+    InvalidEpoch { producer_id: i64, epoch: i16, current: i16 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,26 +34,16 @@ pub enum StorageError {
     #[error("{0}")]
     Producer(#[from] ProducerError),
     #[error("corrupt batch in {path} at byte {position}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        position: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, position: u64, reason: String },
     #[error("offset {offset} is outside the log [{start}, {end})")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("I/O on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl StorageError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
-        StorageError::Io {
-            path: path.into(),
-            source: source.into(),
-        }
+        StorageError::Io { path: path.into(), source: source.into() }
     }
 }
 

@@ -14,10 +14,7 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     pub fn push(&mut self, relative_offset: u32, position: u32) {
-        debug_assert!(self
-            .entries
-            .last()
-            .is_none_or(|&(o, p)| o < relative_offset && p < position));
+        debug_assert!(self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position));
         self.entries.push((relative_offset, position));
     }
 
@@ -53,12 +50,7 @@ impl OffsetIndex {
         for e in b.chunks_exact(8) {
             let o = u32::from_be_bytes(e[..4].try_into().unwrap());
             let p = u32::from_be_bytes(e[4..].try_into().unwrap());
-            if p as u64 >= segment_size
-                || idx
-                    .entries
-                    .last()
-                    .is_some_and(|&(lo, lp)| lo >= o || lp >= p)
-            {
+            if p as u64 >= segment_size || idx.entries.last().is_some_and(|&(lo, lp)| lo >= o || lp >= p) {
                 return None;
             }
             idx.entries.push((o, p));
@@ -76,11 +68,7 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     pub fn push(&mut self, timestamp: i64, relative_offset: u32) {
-        if self
-            .entries
-            .last()
-            .is_none_or(|&(t, o)| t < timestamp && o <= relative_offset)
-        {
+        if self.entries.last().is_none_or(|&(t, o)| t < timestamp && o <= relative_offset) {
             self.entries.push((timestamp, relative_offset));
         }
     }
@@ -115,12 +103,7 @@ impl TimeIndex {
         for e in b.chunks_exact(12) {
             let t = i64::from_be_bytes(e[..8].try_into().unwrap());
             let o = u32::from_be_bytes(e[8..].try_into().unwrap());
-            if o > max_relative
-                || idx
-                    .entries
-                    .last()
-                    .is_some_and(|&(lt, lo)| lt >= t || lo > o)
-            {
+            if o > max_relative || idx.entries.last().is_some_and(|&(lt, lo)| lt >= t || lo > o) {
                 return None;
             }
             idx.entries.push((t, o));

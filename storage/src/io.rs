@@ -27,10 +27,7 @@ impl SegmentFile {
             .buffered_open(path)
             .await
             .map_err(|e| StorageError::io(path, e))?;
-        Ok(SegmentFile {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(SegmentFile { file, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -40,17 +37,10 @@ impl SegmentFile {
     /// Writes all of `buf` at `pos`; the buffer is handed to the kernel as is.
     pub async fn write_all_at(&self, buf: Vec<u8>, pos: u64) -> Result<()> {
         let len = buf.len();
-        let done = self
-            .file
-            .write_at(buf, pos)
-            .await
-            .map_err(|e| self.err(e))?;
+        let done = self.file.write_at(buf, pos).await.map_err(|e| self.err(e))?;
         if done < len {
             // Only near ENOSPC; the caller truncates back to the last good end.
-            return Err(self.err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "short write (device full?)",
-            )));
+            return Err(self.err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write (device full?)")));
         }
         Ok(())
     }
@@ -100,16 +90,10 @@ pub async fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
             return Err(StorageError::io(path, e));
         }
     };
-    let size = file
-        .file_size()
-        .await
-        .map_err(|e| StorageError::io(path, e))? as usize;
+    let size = file.file_size().await.map_err(|e| StorageError::io(path, e))? as usize;
     let mut out = Vec::with_capacity(size);
     while out.len() < size {
-        let chunk = file
-            .read_at(out.len() as u64, size - out.len())
-            .await
-            .map_err(|e| StorageError::io(path, e))?;
+        let chunk = file.read_at(out.len() as u64, size - out.len()).await.map_err(|e| StorageError::io(path, e))?;
         if chunk.is_empty() {
             break;
         }
@@ -131,31 +115,19 @@ pub async fn write_small(path: &Path, data: Vec<u8>) -> Result<()> {
         .map_err(|e| StorageError::io(&tmp, e))?;
     if !data.is_empty() {
         let len = data.len();
-        let n = file
-            .write_at(data, 0)
-            .await
-            .map_err(|e| StorageError::io(&tmp, e))?;
+        let n = file.write_at(data, 0).await.map_err(|e| StorageError::io(&tmp, e))?;
         if n != len {
-            return Err(StorageError::io(
-                &tmp,
-                std::io::Error::from(std::io::ErrorKind::WriteZero),
-            ));
+            return Err(StorageError::io(&tmp, std::io::Error::from(std::io::ErrorKind::WriteZero)));
         }
     }
-    file.fdatasync()
-        .await
-        .map_err(|e| StorageError::io(&tmp, e))?;
-    file.rename(path)
-        .await
-        .map_err(|e| StorageError::io(path, e))?;
+    file.fdatasync().await.map_err(|e| StorageError::io(&tmp, e))?;
+    file.rename(path).await.map_err(|e| StorageError::io(path, e))?;
     let _ = file.close().await;
     sync_dir(path.parent().unwrap_or(Path::new("."))).await
 }
 
 pub async fn sync_dir(dir: &Path) -> Result<()> {
-    let d = glommio::io::Directory::open(dir)
-        .await
-        .map_err(|e| StorageError::io(dir, e))?;
+    let d = glommio::io::Directory::open(dir).await.map_err(|e| StorageError::io(dir, e))?;
     d.sync().await.map_err(|e| StorageError::io(dir, e))?;
     let _ = d.close().await;
     Ok(())

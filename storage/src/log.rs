@@ -29,9 +29,7 @@ const LOG_START_OFFSET: &str = "log-start-offset";
 const SNAPSHOTS_KEPT: usize = 2;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,11 +82,7 @@ impl ReadPlan {
         for (file, from, end) in self.candidates {
             if let Some((position, first)) = locate(&file, from, end, self.offset).await? {
                 let len = (end - position).min(self.max_bytes.max(first) as u64) as usize;
-                return Ok(Some(FileSlice {
-                    file,
-                    position,
-                    len,
-                }));
+                return Ok(Some(FileSlice { file, position, len }));
             }
         }
         Ok(None)
@@ -116,9 +110,7 @@ impl Log {
         let mut snapshots = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
             let path = entry.map_err(|e| StorageError::io(dir, e))?.path();
-            let (Some(stem), Some(ext)) =
-                (path.file_stem().and_then(|s| s.to_str()), path.extension())
-            else {
+            let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
                 continue;
             };
             match (stem.parse::<i64>(), ext.to_str()) {
@@ -135,29 +127,18 @@ impl Log {
             Some(b) => String::from_utf8_lossy(&b).trim().parse::<i64>().ok(),
             None => None,
         };
-        let mut recovery = Recovery {
-            clean_shutdown: clean,
-            ..Recovery::default()
-        };
+        let mut recovery = Recovery { clean_shutdown: clean, ..Recovery::default() };
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
-            let (seg, tail) =
-                Segment::open(dir, base, config.index_interval_bytes, last && !clean).await?;
+            let (seg, tail) = Segment::open(dir, base, config.index_interval_bytes, last && !clean).await?;
             if let Tail::Truncated { dropped, .. } = tail {
                 recovery.truncated_bytes += dropped;
             }
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(
-                Segment::create(
-                    dir,
-                    saved_start.unwrap_or(0).max(0),
-                    config.index_interval_bytes,
-                )
-                .await?,
-            );
+            segments.push(Segment::create(dir, saved_start.unwrap_or(0).max(0), config.index_interval_bytes).await?);
         }
         let first_base = segments[0].base_offset;
         let end = segments.last().unwrap().next_offset();
@@ -188,10 +169,7 @@ impl Log {
                 remove_if_exists(&path).await?;
                 continue;
             }
-            if let Some(state) = read_small(&path)
-                .await?
-                .and_then(|b| ProducerState::decode(&b))
-            {
+            if let Some(state) = read_small(&path).await?.and_then(|b| ProducerState::decode(&b)) {
                 self.producers = state;
                 from = off;
                 break;
@@ -275,24 +253,11 @@ impl Log {
     /// without another copy.
     pub async fn append_at(&mut self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo> {
         if bytes.len() > self.config.max_batch_bytes {
-            return Err(BatchError::TooLarge {
-                size: bytes.len(),
-                max: self.config.max_batch_bytes,
-            }
-            .into());
+            return Err(BatchError::TooLarge { size: bytes.len(), max: self.config.max_batch_bytes }.into());
         }
         let h = batch::validate(&bytes)?;
-        if let SeqCheck::Duplicate {
-            first_offset,
-            last_offset,
-        } = self.producers.check(&h)?
-        {
-            return Ok(AppendInfo {
-                base_offset: first_offset,
-                last_offset,
-                log_append_time: None,
-                duplicate: true,
-            });
+        if let SeqCheck::Duplicate { first_offset, last_offset } = self.producers.check(&h)? {
+            return Ok(AppendInfo { base_offset: first_offset, last_offset, log_append_time: None, duplicate: true });
         }
         if self.should_roll(&h, bytes.len()) {
             self.roll().await?;
@@ -309,17 +274,10 @@ impl Log {
         self.unflushed_messages += h.record_count as u64;
         match self.config.flush {
             FlushPolicy::EveryAppend => self.flush().await?,
-            FlushPolicy::Interval {
-                messages: Some(m), ..
-            } if self.unflushed_messages >= m => self.flush().await?,
+            FlushPolicy::Interval { messages: Some(m), .. } if self.unflushed_messages >= m => self.flush().await?,
             FlushPolicy::Interval { .. } => {}
         }
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: h.last_offset(),
-            log_append_time,
-            duplicate: false,
-        })
+        Ok(AppendInfo { base_offset, last_offset: h.last_offset(), log_append_time, duplicate: false })
     }
 
     fn should_roll(&self, h: &BatchHeader, len: usize) -> bool {
@@ -330,29 +288,21 @@ impl Log {
         let too_big = seg.size() + len as u64 > self.config.segment_bytes;
         let too_old = match (self.config.segment_ms, seg.first_timestamp()) {
             (Some(ms), Some(first)) => {
-                let ts = if self.config.log_append_time {
-                    now_ms()
-                } else {
-                    h.max_timestamp
-                };
+                let ts = if self.config.log_append_time { now_ms() } else { h.max_timestamp };
                 ts.saturating_sub(first) >= ms.as_millis() as i64
             }
             _ => false,
         };
         // Index entries hold offsets relative to the base as u32.
-        let offsets_full =
-            self.log_end_offset() + h.last_offset_delta as i64 - seg.base_offset > u32::MAX as i64;
+        let offsets_full = self.log_end_offset() + h.last_offset_delta as i64 - seg.base_offset > u32::MAX as i64;
         too_big || too_old || offsets_full || seg.size() + len as u64 > u32::MAX as u64
     }
 
     /// Whether `flush.ms` has passed with unflushed data.
     pub fn flush_due(&self, now: Instant) -> bool {
         match self.config.flush {
-            FlushPolicy::Interval {
-                interval: Some(i), ..
-            } => {
-                self.durable_offset < self.log_end_offset()
-                    && now.duration_since(self.last_flush) >= i
+            FlushPolicy::Interval { interval: Some(i), .. } => {
+                self.durable_offset < self.log_end_offset() && now.duration_since(self.last_flush) >= i
             }
             _ => false,
         }
@@ -371,10 +321,7 @@ impl Log {
     /// `mark_durable(upto)`.
     pub fn pending_flush(&self) -> Option<PendingFlush> {
         let upto = self.log_end_offset();
-        (upto > self.durable_offset).then(|| PendingFlush {
-            file: self.active().file().clone(),
-            upto,
-        })
+        (upto > self.durable_offset).then(|| PendingFlush { file: self.active().file().clone(), upto })
     }
 
     pub fn mark_durable(&mut self, upto: i64) {
@@ -390,27 +337,14 @@ impl Log {
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
-        let i = self
-            .segments
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
+        let i = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
         let candidates = self.segments[i..]
             .iter()
             .take(3)
             .enumerate()
-            .map(|(n, s)| {
-                (
-                    s.file().clone(),
-                    if n == 0 { s.position_hint(offset) } else { 0 },
-                    s.size(),
-                )
-            })
+            .map(|(n, s)| (s.file().clone(), if n == 0 { s.position_hint(offset) } else { 0 }, s.size()))
             .collect();
-        Ok(ReadPlan {
-            offset,
-            max_bytes,
-            candidates,
-        })
+        Ok(ReadPlan { offset, max_bytes, candidates })
     }
 
     /// The batches from the one holding `offset`, up to `max_bytes` but at
@@ -424,9 +358,7 @@ impl Log {
     /// opened: such a batch answers with its first offset and max timestamp.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
         for seg in &self.segments {
-            if seg.next_offset() <= self.log_start_offset
-                || seg.max_timestamp().is_none_or(|(m, _)| m < ts)
-            {
+            if seg.next_offset() <= self.log_start_offset || seg.max_timestamp().is_none_or(|(m, _)| m < ts) {
                 continue;
             }
             let mut found = None;
@@ -445,9 +377,7 @@ impl Log {
             let hit = batch::record_timestamps(&bytes)
                 .and_then(|records| records.into_iter().find(|&(t, o)| t >= ts && o >= start))
                 .map(|(t, o)| (o, t));
-            return Ok(Some(
-                hit.unwrap_or((h.base_offset.max(start), h.max_timestamp)),
-            ));
+            return Ok(Some(hit.unwrap_or((h.base_offset.max(start), h.max_timestamp))));
         }
         Ok(None)
     }
@@ -458,8 +388,7 @@ impl Log {
         let mut best: Option<(&Segment, i64, i64)> = None;
         for seg in &self.segments {
             if let Some((ts, off)) = seg.max_timestamp() {
-                if seg.next_offset() > self.log_start_offset && best.is_none_or(|(_, t, _)| ts > t)
-                {
+                if seg.next_offset() > self.log_start_offset && best.is_none_or(|(_, t, _)| ts > t) {
                     best = Some((seg, ts, off));
                 }
             }
@@ -467,14 +396,7 @@ impl Log {
         let Some((seg, ts, batch_base)) = best else {
             return Ok(None);
         };
-        let Some((pos, size)) = locate(
-            seg.file(),
-            seg.position_hint(batch_base),
-            seg.size(),
-            batch_base,
-        )
-        .await?
-        else {
+        let Some((pos, size)) = locate(seg.file(), seg.position_hint(batch_base), seg.size(), batch_base).await? else {
             return Ok(None);
         };
         let bytes = seg.file().read_at(pos, size).await?;
@@ -500,11 +422,7 @@ impl Log {
     }
 
     async fn write_snapshot(&self, offset: i64) -> Result<()> {
-        write_small(
-            &segment::file_name(&self.dir, offset, "snapshot"),
-            self.producers.encode(),
-        )
-        .await?;
+        write_small(&segment::file_name(&self.dir, offset, "snapshot"), self.producers.encode()).await?;
         // Keep the newest few; older ones are never read again.
         let mut snaps: Vec<i64> = std::fs::read_dir(&self.dir)
             .map_err(|e| StorageError::io(&self.dir, e))?
@@ -530,15 +448,11 @@ impl Log {
         loop {
             let total = self.size_bytes();
             let first = &self.segments[0];
-            let expired = self.config.retention_ms.is_some_and(|r| {
-                first
-                    .max_timestamp()
-                    .is_some_and(|(ts, _)| ts < now_ms - r.as_millis() as i64)
-            });
-            let oversize = self
+            let expired = self
                 .config
-                .retention_bytes
-                .is_some_and(|r| total - first.size() >= r);
+                .retention_ms
+                .is_some_and(|r| first.max_timestamp().is_some_and(|(ts, _)| ts < now_ms - r.as_millis() as i64));
+            let oversize = self.config.retention_bytes.is_some_and(|r| total - first.size() >= r);
             if first.is_empty() || !(expired || oversize) {
                 break;
             }
@@ -566,11 +480,7 @@ impl Log {
     pub async fn delete_records(&mut self, before: i64) -> Result<i64> {
         let end = self.log_end_offset();
         if before < 0 || before > end {
-            return Err(StorageError::OffsetOutOfRange {
-                offset: before,
-                start: self.log_start_offset,
-                end,
-            });
+            return Err(StorageError::OffsetOutOfRange { offset: before, start: self.log_start_offset, end });
         }
         if before <= self.log_start_offset {
             return Ok(self.log_start_offset);
@@ -584,11 +494,7 @@ impl Log {
     }
 
     async fn save_log_start_offset(&self) -> Result<()> {
-        write_small(
-            &self.dir.join(LOG_START_OFFSET),
-            self.log_start_offset.to_string().into_bytes(),
-        )
-        .await
+        write_small(&self.dir.join(LOG_START_OFFSET), self.log_start_offset.to_string().into_bytes()).await
     }
 
     /// Flushes, saves indexes and producer state, and marks the shutdown

@@ -89,24 +89,13 @@ impl ProducerState {
             return Ok(SeqCheck::Append);
         }
         let (first_seq, last_seq) = (h.base_sequence, h.last_sequence());
-        if let Some(b) = e
-            .batches
-            .iter()
-            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
-        {
-            return Ok(SeqCheck::Duplicate {
-                first_offset: b.first_offset,
-                last_offset: b.last_offset,
-            });
+        if let Some(b) = e.batches.iter().find(|b| b.first_seq == first_seq && b.last_seq == last_seq) {
+            return Ok(SeqCheck::Duplicate { first_offset: b.first_offset, last_offset: b.last_offset });
         }
         if e.batches.is_empty() || in_sequence(last, first_seq) {
             Ok(SeqCheck::Append)
         } else {
-            Err(ProducerError::OutOfOrderSequence {
-                producer_id: h.producer_id,
-                last,
-                first: first_seq,
-            })
+            Err(ProducerError::OutOfOrderSequence { producer_id: h.producer_id, last, first: first_seq })
         }
     }
 
@@ -115,14 +104,11 @@ impl ProducerState {
         if !h.has_producer_id() {
             return;
         }
-        let e = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-                last_timestamp: h.max_timestamp,
-            });
+        let e = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: h.producer_epoch,
+            batches: VecDeque::new(),
+            last_timestamp: h.max_timestamp,
+        });
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
             e.batches.clear();
@@ -197,14 +183,7 @@ impl ProducerState {
                     last_offset: r.i64()?,
                 });
             }
-            state.producers.insert(
-                id,
-                ProducerEntry {
-                    epoch,
-                    batches,
-                    last_timestamp,
-                },
-            );
+            state.producers.insert(id, ProducerEntry { epoch, batches, last_timestamp });
         }
         r.0.is_empty().then_some(state)
     }
@@ -259,25 +238,10 @@ mod tests {
         let h2 = header(7, 0, 3, 2, 103);
         assert_eq!(s.check(&h2), Ok(SeqCheck::Append));
         s.update(&h2);
-        assert_eq!(
-            s.check(&header(7, 0, 0, 3, -1)),
-            Ok(SeqCheck::Duplicate {
-                first_offset: 100,
-                last_offset: 102
-            })
-        );
-        assert!(matches!(
-            s.check(&header(7, 0, 9, 1, -1)),
-            Err(ProducerError::OutOfOrderSequence { .. })
-        ));
-        assert!(matches!(
-            s.check(&header(7, -1, 5, 1, -1)),
-            Err(ProducerError::InvalidEpoch { .. })
-        ));
-        assert!(matches!(
-            s.check(&header(7, 1, 5, 1, -1)),
-            Err(ProducerError::OutOfOrderSequence { .. })
-        ));
+        assert_eq!(s.check(&header(7, 0, 0, 3, -1)), Ok(SeqCheck::Duplicate { first_offset: 100, last_offset: 102 }));
+        assert!(matches!(s.check(&header(7, 0, 9, 1, -1)), Err(ProducerError::OutOfOrderSequence { .. })));
+        assert!(matches!(s.check(&header(7, -1, 5, 1, -1)), Err(ProducerError::InvalidEpoch { .. })));
+        assert!(matches!(s.check(&header(7, 1, 5, 1, -1)), Err(ProducerError::OutOfOrderSequence { .. })));
         assert_eq!(s.check(&header(7, 1, 0, 1, -1)), Ok(SeqCheck::Append));
         assert_eq!(s.check(&header(8, 0, 42, 1, -1)), Ok(SeqCheck::Append));
         let decoded = ProducerState::decode(&s.encode()).unwrap();
@@ -295,9 +259,6 @@ mod tests {
         }
         assert_eq!(s.get(1).unwrap().batches.len(), BATCHES_KEPT);
         assert!(s.check(&header(1, 0, 1, 1, -1)).is_err());
-        assert!(matches!(
-            s.check(&header(1, 0, 6, 1, -1)),
-            Ok(SeqCheck::Duplicate { .. })
-        ));
+        assert!(matches!(s.check(&header(1, 0, 6, 1, -1)), Ok(SeqCheck::Duplicate { .. })));
     }
 }

@@ -50,12 +50,7 @@ impl Segment {
     pub async fn create(dir: &Path, base_offset: i64, index_interval: u64) -> Result<Segment> {
         let file = SegmentFile::open(&file_name(dir, base_offset, "log"), true).await?;
         file.truncate(0).await?;
-        Ok(Segment::empty(
-            dir,
-            base_offset,
-            Rc::new(file),
-            index_interval,
-        ))
+        Ok(Segment::empty(dir, base_offset, Rc::new(file), index_interval))
     }
 
     fn empty(dir: &Path, base_offset: i64, file: Rc<SegmentFile>, index_interval: u64) -> Segment {
@@ -77,12 +72,7 @@ impl Segment {
     /// Opens an existing segment. With `recover`, every batch is checked and
     /// a torn tail cut off; otherwise the saved indexes are trusted when they
     /// are consistent, and rebuilt from the batches when not.
-    pub async fn open(
-        dir: &Path,
-        base_offset: i64,
-        index_interval: u64,
-        recover: bool,
-    ) -> Result<(Segment, Tail)> {
+    pub async fn open(dir: &Path, base_offset: i64, index_interval: u64, recover: bool) -> Result<(Segment, Tail)> {
         let file = Rc::new(SegmentFile::open(&file_name(dir, base_offset, "log"), false).await?);
         let size = file.size().await?;
         let mut seg = Segment::empty(dir, base_offset, file, index_interval);
@@ -145,26 +135,19 @@ impl Segment {
         let mut pos = 0u64;
         let mut bad: Option<(u64, String)> = None;
         'outer: while pos < size {
-            let chunk = self
-                .file
-                .read_at(pos, SCAN_CHUNK.min((size - pos) as usize))
-                .await?;
+            let chunk = self.file.read_at(pos, SCAN_CHUNK.min((size - pos) as usize)).await?;
             let mut at = 0usize;
             while at < chunk.len() {
                 let here = pos + at as u64;
                 let Some(prefix) = BatchPrefix::parse(&chunk[at..]) else {
-                    if at > 0 && chunk.len() - at < PREFIX_LEN && here + (PREFIX_LEN as u64) <= size
-                    {
+                    if at > 0 && chunk.len() - at < PREFIX_LEN && here + (PREFIX_LEN as u64) <= size {
                         break; // header straddles the chunk: read again from here
                     }
                     bad = Some((here, "not a record batch header".into()));
                     break 'outer;
                 };
                 if here + prefix.size as u64 > size {
-                    bad = Some((
-                        here,
-                        format!("batch of {} bytes runs past the end", prefix.size),
-                    ));
+                    bad = Some((here, format!("batch of {} bytes runs past the end", prefix.size)));
                     break 'outer;
                 }
                 let whole;
@@ -191,10 +174,7 @@ impl Segment {
                     BatchHeader::read(bytes)
                 };
                 if header.base_offset < self.next_offset {
-                    bad = Some((
-                        here,
-                        format!("offset {} goes backwards", header.base_offset),
-                    ));
+                    bad = Some((here, format!("offset {} goes backwards", header.base_offset)));
                     break 'outer;
                 }
                 self.index_batch(&header);
@@ -208,19 +188,12 @@ impl Segment {
         // A torn write only ever damages the end. If a whole valid batch
         // follows the damage, flushed data was hit: report, never truncate.
         if !validate || self.valid_batch_follows(at, size).await? {
-            return Err(StorageError::Corrupt {
-                path: self.file.path().to_path_buf(),
-                position: at,
-                reason,
-            });
+            return Err(StorageError::Corrupt { path: self.file.path().to_path_buf(), position: at, reason });
         }
         tracing::warn!(path = %self.file.path().display(), at, reason, "truncating torn tail");
         self.file.truncate(at).await?;
         self.file.sync().await?;
-        Ok(Tail::Truncated {
-            at,
-            dropped: size - at,
-        })
+        Ok(Tail::Truncated { at, dropped: size - at })
     }
 
     async fn valid_batch_follows(&self, at: u64, size: u64) -> Result<bool> {
@@ -253,10 +226,7 @@ impl Segment {
             }
             self.bytes_since_index = 0;
         }
-        if self
-            .max_timestamp
-            .is_none_or(|(ts, _)| h.max_timestamp > ts)
-        {
+        if self.max_timestamp.is_none_or(|(ts, _)| h.max_timestamp > ts) {
             self.max_timestamp = Some((h.max_timestamp, h.base_offset));
         }
         self.first_timestamp.get_or_insert(h.max_timestamp);
@@ -344,9 +314,7 @@ pub async fn hop(
     mut f: impl FnMut(u64, &BatchHeader) -> bool,
 ) -> Result<bool> {
     while pos < end {
-        let chunk = file
-            .read_at(pos, HOP_CHUNK.min((end - pos) as usize))
-            .await?;
+        let chunk = file.read_at(pos, HOP_CHUNK.min((end - pos) as usize)).await?;
         let mut at = 0usize;
         while at + batch::HEADER_LEN <= chunk.len() {
             let Some(p) = BatchPrefix::parse(&chunk[at..]) else {
@@ -370,12 +338,7 @@ pub async fn hop(
 
 /// Finds the batch holding `offset` (or the first one after it) at or after
 /// `from`: its position and size.
-pub async fn locate(
-    file: &SegmentFile,
-    from: u64,
-    end: u64,
-    offset: i64,
-) -> Result<Option<(u64, usize)>> {
+pub async fn locate(file: &SegmentFile, from: u64, end: u64, offset: i64) -> Result<Option<(u64, usize)>> {
     let mut found = None;
     hop(file, from, end, |pos, h| {
         if h.last_offset() >= offset {

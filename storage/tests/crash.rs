@@ -8,12 +8,7 @@ use common::{batch, run, with_offset};
 use sluice_storage::{FlushPolicy, Log, LogConfig};
 
 fn config() -> LogConfig {
-    LogConfig {
-        index_interval_bytes: 256,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig { index_interval_bytes: 256, retention_ms: None, segment_ms: None, ..LogConfig::default() }
 }
 
 #[test]
@@ -56,10 +51,7 @@ fn torn_tail_is_cut_at_every_byte_position() {
                 let info = log.append(batch(1, 5, 0)).await.unwrap();
                 assert_eq!(info.base_offset, offsets);
                 let s = log.read(offsets, 1 << 20).await.unwrap().unwrap();
-                assert_eq!(
-                    &s.read().await.unwrap()[..],
-                    &with_offset(batch(1, 5, 0), offsets)[..]
-                );
+                assert_eq!(&s.read().await.unwrap()[..], &with_offset(batch(1, 5, 0), offsets)[..]);
                 for o in 0..offsets {
                     assert!(log.read(o, 1).await.unwrap().is_some());
                 }
@@ -80,11 +72,7 @@ fn sigkill_during_flushed_appends_loses_nothing_acknowledged() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         // The child: append forever (bounded), reporting each durable batch.
         run(move || async move {
-            let cfg = LogConfig {
-                flush: FlushPolicy::EveryAppend,
-                segment_bytes: 64 << 10,
-                ..config()
-            };
+            let cfg = LogConfig { flush: FlushPolicy::EveryAppend, segment_bytes: 64 << 10, ..config() };
             let mut log = Log::open(std::path::Path::new(&dir), cfg).await.unwrap();
             for i in 0..1_000_000u64 {
                 let info = log.append(nth_batch(i)).await.unwrap();
@@ -124,22 +112,11 @@ fn sigkill_during_flushed_appends_loses_nothing_acknowledged() {
     let path = dir.path().to_path_buf();
     run(move || async move {
         let log = Log::open(&path, config()).await.unwrap();
-        assert!(
-            log.segment_count() > 1,
-            "the run should cross segment rolls"
-        );
+        assert!(log.segment_count() > 1, "the run should cross segment rolls");
         for &(i, base) in &acked {
             let expected = with_offset(nth_batch(i), base);
-            let s = log
-                .read(base, expected.len())
-                .await
-                .unwrap()
-                .expect("acknowledged batch");
-            assert_eq!(
-                &s.read().await.unwrap()[..expected.len()],
-                &expected[..],
-                "batch {i}"
-            );
+            let s = log.read(base, expected.len()).await.unwrap().expect("acknowledged batch");
+            assert_eq!(&s.read().await.unwrap()[..expected.len()], &expected[..], "batch {i}");
         }
         assert!(log.log_end_offset() > acked.last().unwrap().1);
     });

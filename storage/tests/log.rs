@@ -22,25 +22,14 @@ fn small_config() -> LogConfig {
 async fn check_reads(log: &Log, appended: &[(i64, i64, Vec<u8>)], max_bytes: usize) {
     for &(base, last, ref bytes) in appended {
         for offset in [base, (base + last) / 2, last] {
-            let slice = log
-                .read(offset, max_bytes)
-                .await
-                .unwrap()
-                .expect("data at offset");
+            let slice = log.read(offset, max_bytes).await.unwrap().expect("data at offset");
             let data = slice.read().await.unwrap();
             assert!(data.len() >= bytes.len().min(max_bytes.max(bytes.len())));
             assert_eq!(&data[..bytes.len()], &bytes[..], "offset {offset}");
         }
     }
-    assert!(log
-        .read(log.log_end_offset(), max_bytes)
-        .await
-        .unwrap()
-        .is_none());
-    assert!(matches!(
-        log.read(log.log_end_offset() + 1, max_bytes).await,
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert!(log.read(log.log_end_offset(), max_bytes).await.unwrap().is_none());
+    assert!(matches!(log.read(log.log_end_offset() + 1, max_bytes).await, Err(StorageError::OffsetOutOfRange { .. })));
 }
 
 proptest! {
@@ -104,10 +93,7 @@ proptest! {
 fn reads_return_whole_first_batch_even_beyond_max_bytes() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
+        let cfg = LogConfig { segment_bytes: 1 << 20, ..small_config() };
         let mut log = Log::open(dir.path(), cfg).await.unwrap();
         let big = batch(4, 3000, 0);
         log.append(big.clone()).await.unwrap();
@@ -124,10 +110,7 @@ fn reads_return_whole_first_batch_even_beyond_max_bytes() {
 fn segments_roll_by_size_and_age() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            segment_bytes: 4096,
-            ..small_config()
-        };
+        let cfg = LogConfig { segment_bytes: 4096, ..small_config() };
         let mut log = Log::open(dir.path(), cfg.clone()).await.unwrap();
         let b = batch(1, 1000, 0);
         let per_segment = 4096 / b.len();
@@ -140,22 +123,13 @@ fn segments_roll_by_size_and_age() {
         for base in &bases[..2] {
             let name = format!("{base:020}");
             for ext in ["log", "index", "timeindex"] {
-                assert!(
-                    dir.path().join(format!("{name}.{ext}")).exists(),
-                    "{name}.{ext}"
-                );
+                assert!(dir.path().join(format!("{name}.{ext}")).exists(), "{name}.{ext}");
             }
-            let size = std::fs::metadata(dir.path().join(format!("{name}.log")))
-                .unwrap()
-                .len();
+            let size = std::fs::metadata(dir.path().join(format!("{name}.log"))).unwrap().len();
             assert!(size <= 4096 && size > 4096 - b.len() as u64);
         }
         // segment.ms counts from the first batch's timestamp.
-        log.set_config(LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: Some(Duration::from_millis(1000)),
-            ..cfg
-        });
+        log.set_config(LogConfig { segment_bytes: 1 << 30, segment_ms: Some(Duration::from_millis(1000)), ..cfg });
         let n = log.segment_count();
         log.append(batch(1, 10, 10_000)).await.unwrap();
         assert_eq!(log.segment_count(), n + 1);
@@ -170,10 +144,7 @@ fn segments_roll_by_size_and_age() {
 fn retention_by_size_and_time_and_delete_records() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            segment_bytes: 2048,
-            ..small_config()
-        };
+        let cfg = LogConfig { segment_bytes: 2048, ..small_config() };
         let mut log = Log::open(dir.path(), cfg.clone()).await.unwrap();
         for i in 0..40 {
             log.append(batch(2, 200, i * 1000)).await.unwrap();
@@ -181,40 +152,19 @@ fn retention_by_size_and_time_and_delete_records() {
         let segs = log.segment_count();
         assert!(segs >= 8, "{segs}");
         // By size: keep at most 6 KiB beyond the segment being dropped.
-        log.set_config(LogConfig {
-            retention_bytes: Some(6 << 10),
-            ..cfg.clone()
-        });
+        log.set_config(LogConfig { retention_bytes: Some(6 << 10), ..cfg.clone() });
         let deleted = log.enforce_retention(0).await.unwrap();
         assert!(deleted > 0);
         assert!(log.size_bytes() <= (6 << 10) + 2048);
         assert_eq!(log.log_start_offset(), log.segment_bases()[0]);
-        assert!(matches!(
-            log.read(0, 100).await,
-            Err(StorageError::OffsetOutOfRange { .. })
-        ));
-        assert!(log
-            .read(log.log_start_offset(), 100)
-            .await
-            .unwrap()
-            .is_some());
+        assert!(matches!(log.read(0, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(log.read(log.log_start_offset(), 100).await.unwrap().is_some());
         // By time: segments whose newest record is older than now - retention.
-        log.set_config(LogConfig {
-            retention_ms: Some(Duration::from_millis(10_000)),
-            ..cfg.clone()
-        });
+        log.set_config(LogConfig { retention_ms: Some(Duration::from_millis(10_000)), ..cfg.clone() });
         log.enforce_retention(30_000).await.unwrap();
         let start = log.log_start_offset();
-        let (oldest_kept_ts, _) = log
-            .offset_for_timestamp(0)
-            .await
-            .unwrap()
-            .map(|(o, t)| (t, o))
-            .unwrap();
-        assert!(
-            oldest_kept_ts >= 20_000 - 1000,
-            "{oldest_kept_ts} start {start}"
-        );
+        let (oldest_kept_ts, _) = log.offset_for_timestamp(0).await.unwrap().map(|(o, t)| (t, o)).unwrap();
+        assert!(oldest_kept_ts >= 20_000 - 1000, "{oldest_kept_ts} start {start}");
         // Everything expired: the active segment is rolled and dropped too.
         let end = log.log_end_offset();
         log.enforce_retention(1_000_000).await.unwrap();
@@ -227,10 +177,7 @@ fn retention_by_size_and_time_and_delete_records() {
             log.append(batch(1, 100, 2_000_000 + i)).await.unwrap();
         }
         assert_eq!(log.delete_records(end + 3).await.unwrap(), end + 3);
-        assert!(matches!(
-            log.read(end + 2, 100).await,
-            Err(StorageError::OffsetOutOfRange { .. })
-        ));
+        assert!(matches!(log.read(end + 2, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
         assert!(log.delete_records(end + 100).await.is_err());
         log.close().await.unwrap();
         let log = Log::open(dir.path(), cfg).await.unwrap();
@@ -243,30 +190,16 @@ fn retention_by_size_and_time_and_delete_records() {
 fn bad_batches_are_refused_and_log_append_time_is_stamped() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            log_append_time: true,
-            max_batch_bytes: 2000,
-            ..small_config()
-        };
+        let cfg = LogConfig { log_append_time: true, max_batch_bytes: 2000, ..small_config() };
         let mut log = Log::open(dir.path(), cfg).await.unwrap();
         let mut bad = batch(2, 10, 0);
         let n = bad.len();
         bad[n - 1] ^= 0xff;
         assert!(matches!(log.append(bad).await, Err(StorageError::Batch(_))));
-        assert!(matches!(
-            log.append(batch(1, 3000, 0)).await,
-            Err(StorageError::Batch(_))
-        ));
+        assert!(matches!(log.append(batch(1, 3000, 0)).await, Err(StorageError::Batch(_))));
         let info = log.append_at(batch(2, 10, 0), 123_456).await.unwrap();
         assert_eq!(info.log_append_time, Some(123_456));
-        let data = log
-            .read(0, 1000)
-            .await
-            .unwrap()
-            .unwrap()
-            .read()
-            .await
-            .unwrap();
+        let data = log.read(0, 1000).await.unwrap().unwrap().read().await.unwrap();
         let h = sluice_storage::batch::validate(&data).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 123_456);
@@ -278,18 +211,12 @@ fn bad_batches_are_refused_and_log_append_time_is_stamped() {
 fn flush_policies_track_the_durable_offset() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            flush: FlushPolicy::EveryAppend,
-            ..small_config()
-        };
+        let cfg = LogConfig { flush: FlushPolicy::EveryAppend, ..small_config() };
         let mut log = Log::open(dir.path(), cfg.clone()).await.unwrap();
         log.append(batch(3, 10, 0)).await.unwrap();
         assert_eq!(log.durable_offset(), 3);
         log.set_config(LogConfig {
-            flush: FlushPolicy::Interval {
-                messages: Some(5),
-                interval: Some(Duration::from_millis(50)),
-            },
+            flush: FlushPolicy::Interval { messages: Some(5), interval: Some(Duration::from_millis(50)) },
             ..cfg
         });
         log.append(batch(3, 10, 0)).await.unwrap();
@@ -313,10 +240,7 @@ fn flush_policies_track_the_durable_offset() {
 fn idempotent_producer_state_survives_restart() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            segment_bytes: 1024,
-            ..small_config()
-        };
+        let cfg = LogConfig { segment_bytes: 1024, ..small_config() };
         let mut log = Log::open(dir.path(), cfg.clone()).await.unwrap();
         let mut seq = 0;
         let mut first = None;
@@ -330,10 +254,7 @@ fn idempotent_producer_state_survives_restart() {
         // A retry of the last batch gets its original offsets back.
         let dup = log.append(idempotent_batch(2, 42, 0, seq)).await.unwrap();
         assert!(dup.duplicate);
-        assert_eq!(
-            (dup.base_offset, dup.last_offset),
-            (last.base_offset, last.last_offset)
-        );
+        assert_eq!((dup.base_offset, dup.last_offset), (last.base_offset, last.last_offset));
         let end = log.log_end_offset();
         // Unclean restart: snapshot at the last roll plus replay of the tail.
         log.flush().await.unwrap();
@@ -342,25 +263,14 @@ fn idempotent_producer_state_survives_restart() {
         assert!(log.recovery().replayed_batches > 0);
         let dup = log.append(idempotent_batch(2, 42, 0, seq)).await.unwrap();
         assert!(dup.duplicate && dup.base_offset == last.base_offset);
-        assert!(matches!(
-            log.append(idempotent_batch(1, 42, 0, seq + 5)).await,
-            Err(StorageError::Producer(_))
-        ));
-        assert!(matches!(
-            log.append(idempotent_batch(1, 42, -1, 0)).await,
-            Err(StorageError::Producer(_))
-        ));
+        assert!(matches!(log.append(idempotent_batch(1, 42, 0, seq + 5)).await, Err(StorageError::Producer(_))));
+        assert!(matches!(log.append(idempotent_batch(1, 42, -1, 0)).await, Err(StorageError::Producer(_))));
         assert_eq!(log.log_end_offset(), end);
-        log.append(idempotent_batch(1, 42, 0, seq + 2))
-            .await
-            .unwrap();
+        log.append(idempotent_batch(1, 42, 0, seq + 2)).await.unwrap();
         log.close().await.unwrap();
         let mut log = Log::open(dir.path(), cfg).await.unwrap();
         assert_eq!(log.recovery().replayed_batches, 0);
-        let dup = log
-            .append(idempotent_batch(1, 42, 0, seq + 2))
-            .await
-            .unwrap();
+        let dup = log.append(idempotent_batch(1, 42, 0, seq + 2)).await.unwrap();
         assert!(dup.duplicate && dup.base_offset == end);
     });
 }
@@ -369,40 +279,22 @@ fn idempotent_producer_state_survives_restart() {
 fn missing_or_garbage_indexes_are_rebuilt() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            segment_bytes: 4096,
-            ..small_config()
-        };
+        let cfg = LogConfig { segment_bytes: 4096, ..small_config() };
         let mut log = Log::open(dir.path(), cfg.clone()).await.unwrap();
         let mut appended = Vec::new();
         for i in 0..40 {
             let b = batch(3, 100, i);
             let info = log.append(b.clone()).await.unwrap();
-            appended.push((
-                info.base_offset,
-                info.last_offset,
-                with_offset(b, info.base_offset),
-            ));
+            appended.push((info.base_offset, info.last_offset, with_offset(b, info.base_offset)));
         }
         let bases = log.segment_bases();
         log.close().await.unwrap();
         std::fs::remove_file(dir.path().join(format!("{:020}.index", bases[0]))).unwrap();
-        std::fs::write(
-            dir.path().join(format!("{:020}.timeindex", bases[1])),
-            b"garbage",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join(format!("{:020}.index", bases[2])),
-            [0xffu8; 16],
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(format!("{:020}.timeindex", bases[1])), b"garbage").unwrap();
+        std::fs::write(dir.path().join(format!("{:020}.index", bases[2])), [0xffu8; 16]).unwrap();
         let log = Log::open(dir.path(), cfg).await.unwrap();
         check_reads(&log, &appended, 300).await;
-        assert_eq!(
-            log.offset_for_timestamp(20).await.unwrap().map(|x| x.1),
-            Some(20)
-        );
+        assert_eq!(log.offset_for_timestamp(20).await.unwrap().map(|x| x.1), Some(20));
     });
 }
 
