@@ -1,12 +1,21 @@
 //! `sluice`: the broker and its command-line tools.
 
+mod alloc;
+mod config;
+mod handlers;
 mod lock;
+mod partition;
+mod producer_ids;
+mod server;
+mod shard;
+mod topics;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+
+#[global_allocator]
+static ALLOC: alloc::GuardedAlloc = alloc::GuardedAlloc;
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
@@ -23,69 +32,60 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Where partitions are kept (Kafka's `log.dirs`).
-    #[arg(long, default_value = "./data", env = "SLUICE_DATA_DIR")]
-    data_dir: PathBuf,
-    /// `PLAINTEXT://HOST:PORT` (Kafka's `listeners`).
-    #[arg(long, default_value = "PLAINTEXT://0.0.0.0:9092", env = "SLUICE_LISTENERS")]
-    listeners: String,
-    /// Shards (cores) to run; default all.
+    /// Kafka-style properties file (`listeners`, `log.dirs`, `num.partitions`, ...).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where partitions are kept (Kafka's `log.dirs`) [default: ./data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// `PLAINTEXT://HOST:PORT` (Kafka's `listeners`) [default: PLAINTEXT://0.0.0.0:9092].
+    #[arg(long, env = "SLUICE_LISTENERS")]
+    listeners: Option<String>,
+    /// What clients are told to connect to (Kafka's `advertised.listeners`).
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENERS")]
+    advertised_listeners: Option<String>,
+    /// Shards (cores) to run [default: all].
     #[arg(long, env = "SLUICE_CORES")]
     cores: Option<usize>,
 }
 
-fn parse_listener(s: &str) -> Result<SocketAddr, String> {
-    let hostport =
-        s.strip_prefix("PLAINTEXT://").ok_or_else(|| format!("listener {s:?}: only PLAINTEXT:// is supported"))?;
-    let hostport = if hostport.starts_with(':') { format!("0.0.0.0{hostport}") } else { hostport.to_string() };
-    std::net::ToSocketAddrs::to_socket_addrs(&hostport)
-        .map_err(|e| format!("listener {s:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("listener {s:?}: no address"))
-}
-
-fn serve(args: ServeArgs) -> Result<(), String> {
-    let addr = parse_listener(&args.listeners)?;
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("data dir {}: {e}", args.data_dir.display()))?;
-    let _lock = lock::DataDirLock::acquire(&args.data_dir)?;
-    // Bind once here so a port in use fails loudly (SO_REUSEPORT would hide it).
-    let probe = std::net::TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
-    drop(probe);
-    let cores = args.cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    tracing::info!(%addr, cores, data_dir = %args.data_dir.display(), "sluice starting");
-    std::thread::spawn(|| {
-        let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]).expect("signals");
-        if let Some(sig) = signals.forever().next() {
-            tracing::info!(sig, "shutting down");
-            std::process::exit(0);
-        }
-    });
-    let pool = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(cores))
-        .on_all_shards(move || async move {
-            let listener = glommio::net::TcpListener::bind(addr).expect("bind");
-            loop {
-                match listener.accept().await {
-                    // The Kafka protocol is served from issue 3 on; until then
-                    // a connection is accepted and closed.
-                    Ok(conn) => drop(conn),
-                    Err(e) => tracing::warn!(%e, "accept failed"),
-                }
-            }
-        })
-        .map_err(|e| format!("starting shards: {e}"))?;
-    pool.join_all();
-    Ok(())
+fn broker_config(args: ServeArgs) -> Result<config::BrokerConfig, String> {
+    let mut c = config::BrokerConfig::default();
+    let mut settings = Vec::new();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        settings.extend(config::parse_properties(&text));
+    }
+    settings.extend(config::env_settings());
+    if let Some(d) = args.data_dir {
+        settings.push(("log.dirs".into(), d.display().to_string()));
+    }
+    if let Some(l) = args.listeners {
+        settings.push(("listeners".into(), l));
+    }
+    if let Some(a) = args.advertised_listeners {
+        settings.push(("advertised.listeners".into(), a));
+    }
+    if let Some(n) = args.cores {
+        settings.push(("sluice.cores".into(), n.to_string()));
+    }
+    for key in c.apply(&settings)? {
+        tracing::warn!(key, "unknown setting ignored");
+    }
+    Ok(c)
 }
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
     let result = match Cli::parse().command {
-        Cmd::Serve(args) => serve(args),
+        Cmd::Serve(args) => broker_config(args).and_then(server::run),
     };
     if let Err(e) = result {
+        tracing::error!("{e}");
         eprintln!("sluice: {e}");
         std::process::exit(1);
     }

@@ -6,8 +6,9 @@
 //! page cache so that a fetch can `sendfile` it straight to a socket
 //! (docs/storage.md has the numbers behind this choice).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use glommio::io::{BufferedFile, OpenOptions, ReadResult};
 
@@ -16,6 +17,9 @@ use crate::error::{Result, StorageError};
 pub struct SegmentFile {
     file: BufferedFile,
     path: PathBuf,
+    /// A duplicate descriptor that other threads may hold to `sendfile`
+    /// from; it keeps the file readable after it is closed or unlinked here.
+    shared: Arc<OwnedFd>,
 }
 
 impl SegmentFile {
@@ -27,11 +31,20 @@ impl SegmentFile {
             .buffered_open(path)
             .await
             .map_err(|e| StorageError::io(path, e))?;
-        Ok(SegmentFile { file, path: path.to_path_buf() })
+        let dup = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(StorageError::io(path, std::io::Error::last_os_error()));
+        }
+        let shared = Arc::new(unsafe { OwnedFd::from_raw_fd(dup) });
+        Ok(SegmentFile { file, path: path.to_path_buf(), shared })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn shared_fd(&self) -> Arc<OwnedFd> {
+        self.shared.clone()
     }
 
     /// Writes all of `buf` at `pos`; the buffer is handed to the kernel as is.

@@ -20,4 +20,4 @@ pub mod segment;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{BatchError, ProducerError, Result, StorageError};
-pub use log::{AppendInfo, FileSlice, Log, PendingFlush, ReadPlan, Recovery};
+pub use log::{AppendInfo, FileSlice, Log, PendingFlush, ReadPlan, Recovery, SharedSlice};

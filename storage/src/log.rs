@@ -10,8 +10,10 @@
 //! seals the old segment first), so after a crash only the active segment
 //! can hold a torn tail and only it is re-validated.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::io::ReadResult;
@@ -58,6 +60,8 @@ pub struct FileSlice {
     pub file: Rc<SegmentFile>,
     pub position: u64,
     pub len: usize,
+    /// From the segment being appended to: recent, so likely in the page cache.
+    pub in_active_segment: bool,
 }
 
 impl FileSlice {
@@ -65,6 +69,20 @@ impl FileSlice {
     pub async fn read(&self) -> Result<ReadResult> {
         self.file.read_at(self.position, self.len).await
     }
+
+    /// The same range behind a descriptor any thread may use.
+    pub fn shared(&self) -> SharedSlice {
+        SharedSlice { fd: self.file.shared_fd(), position: self.position, len: self.len }
+    }
+}
+
+/// A `FileSlice` that can cross to another shard: a duplicate descriptor
+/// (kept open while held), a position and a length.
+#[derive(Clone, Debug)]
+pub struct SharedSlice {
+    pub fd: Arc<OwnedFd>,
+    pub position: u64,
+    pub len: usize,
 }
 
 /// The I/O-free half of a read, taken while the log is borrowed; running it
@@ -72,17 +90,17 @@ impl FileSlice {
 pub struct ReadPlan {
     offset: i64,
     max_bytes: usize,
-    /// (file, where to start looking, bytes of data in the file)
-    candidates: Vec<(Rc<SegmentFile>, u64, u64)>,
+    /// (file, where to start looking, bytes of data in the file, active)
+    candidates: Vec<(Rc<SegmentFile>, u64, u64, bool)>,
 }
 
 impl ReadPlan {
     /// `None` when there is nothing at or after the offset yet.
     pub async fn run(self) -> Result<Option<FileSlice>> {
-        for (file, from, end) in self.candidates {
+        for (file, from, end, in_active_segment) in self.candidates {
             if let Some((position, first)) = locate(&file, from, end, self.offset).await? {
                 let len = (end - position).min(self.max_bytes.max(first) as u64) as usize;
-                return Ok(Some(FileSlice { file, position, len }));
+                return Ok(Some(FileSlice { file, position, len, in_active_segment }));
             }
         }
         Ok(None)
@@ -338,11 +356,15 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         let i = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let last = self.segments.len() - 1;
         let candidates = self.segments[i..]
             .iter()
             .take(3)
             .enumerate()
-            .map(|(n, s)| (s.file().clone(), if n == 0 { s.position_hint(offset) } else { 0 }, s.size()))
+            .map(|(n, s)| {
+                let from = if n == 0 { s.position_hint(offset) } else { 0 };
+                (s.file().clone(), from, s.size(), i + n == last)
+            })
             .collect();
         Ok(ReadPlan { offset, max_bytes, candidates })
     }

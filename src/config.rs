@@ -1,0 +1,341 @@
+//! Broker settings: built-in defaults, then a Kafka-style properties file
+//! (`--config`), then `SLUICE_*` environment variables, then flags.
+//! Property names are Apache Kafka's wherever Kafka has one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_storage::{FlushPolicy, LogConfig};
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub data_dir: PathBuf,
+    pub listener: SocketAddr,
+    /// Host and port clients are told to connect to.
+    pub advertised: (String, u16),
+    pub cores: usize,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: usize,
+    /// Broker-wide defaults of the topic-level settings (`log.*` names).
+    pub log_defaults: TopicDefaults,
+    /// `log.retention.check.interval.ms`
+    pub retention_check_interval: Duration,
+}
+
+/// Topic-level settings as broker defaults; a topic's own configs override.
+#[derive(Clone, Debug)]
+pub struct TopicDefaults {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_bytes: i64,
+    pub retention_ms: i64,
+    pub index_interval_bytes: u64,
+    pub message_max_bytes: usize,
+    pub log_append_time: bool,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub cleanup_policy: String,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            segment_bytes: 1 << 30,
+            segment_ms: 604_800_000,
+            retention_bytes: -1,
+            retention_ms: 604_800_000,
+            index_interval_bytes: 4096,
+            message_max_bytes: 1_048_588,
+            log_append_time: false,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            cleanup_policy: "delete".into(),
+        }
+    }
+}
+
+/// Topic-level config names a topic may set (CreateTopics, later AlterConfigs).
+pub const TOPIC_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "min.insync.replicas",
+    "compression.type",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "unclean.leader.election.enable",
+    "preallocate",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "file.delete.delay.ms",
+];
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.trim().parse().map_err(|_| format!("{key}={v}: not a valid number"))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{key}={v}: expected true or false")),
+    }
+}
+
+/// Checks one topic-level config value; used by CreateTopics.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    if !TOPIC_CONFIGS.contains(&key) {
+        return Err(format!("unknown topic config {key}"));
+    }
+    match key {
+        "cleanup.policy" => {
+            if value.split(',').all(|p| matches!(p.trim(), "delete" | "compact")) {
+                Ok(())
+            } else {
+                Err(format!("{key}={value}: expected delete, compact or both"))
+            }
+        }
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(format!("{key}={value}: expected CreateTime or LogAppendTime")),
+        },
+        "unclean.leader.election.enable" | "preallocate" => parse_bool(key, value).map(drop),
+        "min.cleanable.dirty.ratio" => parse_num::<f64>(key, value).map(drop),
+        "compression.type" => match value {
+            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+            _ => Err(format!("{key}={value}: unknown compression type")),
+        },
+        "segment.bytes" => match parse_num::<i64>(key, value)? {
+            v if v >= 14 => Ok(()),
+            _ => Err(format!("{key}={value}: must be at least 14")),
+        },
+        _ => parse_num::<i64>(key, value).map(drop),
+    }
+}
+
+impl TopicDefaults {
+    /// The log settings for a topic with these defaults and its own configs.
+    pub fn log_config(&self, topic: &BTreeMap<String, String>) -> LogConfig {
+        let get = |k: &str| topic.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+        let ms = |v: i64| (0..i64::MAX).contains(&v).then(|| Duration::from_millis(v as u64));
+        let retention_ms = get("retention.ms").unwrap_or(self.retention_ms);
+        let retention_bytes = get("retention.bytes").unwrap_or(self.retention_bytes);
+        let flush_messages = get("flush.messages").unwrap_or(self.flush_messages);
+        let flush_ms = get("flush.ms").unwrap_or(self.flush_ms);
+        let flush = if flush_messages == 1 {
+            FlushPolicy::EveryAppend
+        } else {
+            FlushPolicy::Interval {
+                messages: (flush_messages > 0 && flush_messages < i64::MAX).then_some(flush_messages as u64),
+                interval: ms(flush_ms),
+            }
+        };
+        LogConfig {
+            segment_bytes: get("segment.bytes").map_or(self.segment_bytes, |v| v.max(14) as u64),
+            segment_ms: ms(get("segment.ms").unwrap_or(self.segment_ms)),
+            retention_bytes: (retention_bytes >= 0).then_some(retention_bytes as u64),
+            retention_ms: ms(retention_ms),
+            index_interval_bytes: get("index.interval.bytes").map_or(self.index_interval_bytes, |v| v.max(0) as u64),
+            max_batch_bytes: get("max.message.bytes").map_or(self.message_max_bytes, |v| v.max(0) as usize),
+            log_append_time: topic.get("message.timestamp.type").map_or(self.log_append_time, |v| v == "LogAppendTime"),
+            flush,
+        }
+    }
+
+    /// A topic's effective value of a config, as DescribeConfigs would show it.
+    pub fn default_value(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "cleanup.policy" => self.cleanup_policy.clone(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "max.message.bytes" => self.message_max_bytes.to_string(),
+            "message.timestamp.type" => if self.log_append_time { "LogAppendTime" } else { "CreateTime" }.to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            _ => return None,
+        })
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("./data"),
+            listener: "0.0.0.0:9092".parse().unwrap(),
+            advertised: ("localhost".into(), 9092),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            socket_request_max_bytes: 104_857_600,
+            log_defaults: TopicDefaults::default(),
+            retention_check_interval: Duration::from_millis(300_000),
+        }
+    }
+}
+
+/// `PLAINTEXT://HOST:PORT` (an empty host means all interfaces).
+pub fn parse_listener(s: &str) -> Result<(String, u16), String> {
+    let first = s.split(',').next().unwrap_or("").trim();
+    let hostport = first
+        .strip_prefix("PLAINTEXT://")
+        .ok_or_else(|| format!("listener {s:?}: only PLAINTEXT://HOST:PORT is supported"))?;
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("listener {s:?}: missing port"))?;
+    let port = port.parse().map_err(|_| format!("listener {s:?}: bad port"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port}: no address"))
+}
+
+impl BrokerConfig {
+    /// Applies `key=value` settings in order; unknown keys are returned so
+    /// the caller can warn about them.
+    pub fn apply(&mut self, settings: &[(String, String)]) -> Result<Vec<String>, String> {
+        let mut unknown = Vec::new();
+        let mut advertised = None;
+        for (key, value) in settings {
+            let v = value.trim();
+            let d = &mut self.log_defaults;
+            match key.as_str() {
+                "node.id" | "broker.id" => self.node_id = parse_num(key, v)?,
+                "log.dirs" | "log.dir" => {
+                    self.data_dir = PathBuf::from(v.split(',').next().unwrap_or(v).trim());
+                }
+                "listeners" => {
+                    let (host, port) = parse_listener(v)?;
+                    self.listener = resolve(&host, port)?;
+                    if advertised.is_none() {
+                        let host = if host.is_empty() || host == "0.0.0.0" || host == "::" {
+                            "localhost".to_string()
+                        } else {
+                            host
+                        };
+                        self.advertised = (host, port);
+                    }
+                }
+                "advertised.listeners" => {
+                    let a = parse_listener(v)?;
+                    self.advertised = a.clone();
+                    advertised = Some(a);
+                }
+                "num.partitions" => self.num_partitions = parse_num::<i32>(key, v)?.max(1),
+                "default.replication.factor" => self.default_replication_factor = parse_num(key, v)?,
+                "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, v)?,
+                "socket.request.max.bytes" => self.socket_request_max_bytes = parse_num(key, v)?,
+                "sluice.cores" => self.cores = parse_num::<usize>(key, v)?.max(1),
+                "log.segment.bytes" => d.segment_bytes = parse_num(key, v)?,
+                "log.roll.ms" => d.segment_ms = parse_num(key, v)?,
+                "log.roll.hours" => d.segment_ms = parse_num::<i64>(key, v)? * 3_600_000,
+                "log.retention.bytes" => d.retention_bytes = parse_num(key, v)?,
+                "log.retention.ms" => d.retention_ms = parse_num(key, v)?,
+                "log.retention.minutes" => d.retention_ms = parse_num::<i64>(key, v)? * 60_000,
+                "log.retention.hours" => d.retention_ms = parse_num::<i64>(key, v)? * 3_600_000,
+                "log.index.interval.bytes" => d.index_interval_bytes = parse_num(key, v)?,
+                "message.max.bytes" => d.message_max_bytes = parse_num(key, v)?,
+                "log.message.timestamp.type" => d.log_append_time = v == "LogAppendTime",
+                "log.flush.interval.messages" => d.flush_messages = parse_num(key, v)?,
+                "log.flush.interval.ms" => d.flush_ms = parse_num(key, v)?,
+                "log.cleanup.policy" => d.cleanup_policy = v.to_string(),
+                "log.retention.check.interval.ms" => {
+                    self.retention_check_interval = Duration::from_millis(parse_num::<u64>(key, v)?.max(10))
+                }
+                _ => unknown.push(key.clone()),
+            }
+        }
+        Ok(unknown)
+    }
+}
+
+/// Parses Java-properties-style text: `key=value` or `key: value` lines,
+/// `#`/`!` comments.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let i = l.find(['=', ':'])?;
+            Some((l[..i].trim().to_string(), l[i + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+/// `SLUICE_LOG_RETENTION_MS=…` is `log.retention.ms=…`.
+pub fn env_settings() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::env::vars()
+        .filter_map(|(k, v)| {
+            let rest = k.strip_prefix("SLUICE_")?;
+            // Flags read these themselves.
+            if matches!(rest, "DATA_DIR" | "LISTENERS" | "ADVERTISED_LISTENERS" | "CORES" | "CONFIG" | "LOG") {
+                return None;
+            }
+            Some((rest.to_ascii_lowercase().replace('_', "."), v))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let mut c = BrokerConfig::default();
+        let props = parse_properties(
+            "# comment\nlisteners=PLAINTEXT://127.0.0.1:9999\nnum.partitions = 3\nlog.retention.hours=1\nbogus=1\n",
+        );
+        let unknown = c.apply(&props).unwrap();
+        assert_eq!(unknown, vec!["bogus".to_string()]);
+        assert_eq!(c.listener.port(), 9999);
+        assert_eq!(c.advertised, ("127.0.0.1".to_string(), 9999));
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.log_defaults.retention_ms, 3_600_000);
+        c.apply(&[("advertised.listeners".into(), "PLAINTEXT://broker:1234".into())]).unwrap();
+        assert_eq!(c.advertised, ("broker".to_string(), 1234));
+        assert!(c.apply(&[("num.partitions".into(), "x".into())]).is_err());
+    }
+
+    #[test]
+    fn topic_configs_override_defaults() {
+        let d = TopicDefaults::default();
+        let mut t = BTreeMap::new();
+        t.insert("retention.ms".to_string(), "-1".to_string());
+        t.insert("flush.messages".to_string(), "1".to_string());
+        t.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        let lc = d.log_config(&t);
+        assert_eq!(lc.retention_ms, None);
+        assert_eq!(lc.flush, FlushPolicy::EveryAppend);
+        assert!(lc.log_append_time);
+        assert!(validate_topic_config("retention.ms", "x").is_err());
+        assert!(validate_topic_config("nope", "1").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+    }
+}

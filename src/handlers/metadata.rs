@@ -1,0 +1,115 @@
+//! Metadata (key 3): this broker, and the topics asked for (all when none
+//! are named). Unknown topics are created when `auto.create.topics.enable`
+//! is on and the client allows it, as Kafka does.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::respond;
+use crate::server::connection::{decode_body, Close, RequestFrame};
+use crate::server::response::Response;
+use crate::shard::{self, invoke_on};
+use crate::topics::{self, NewTopic, TopicMeta};
+
+pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
+    let req: MetadataRequest = decode_body(frame)?;
+    let shard = shard::current();
+    let config = shard.config.clone();
+    let mut table = shard.topics();
+    // v0: an empty list means all topics; v1+: null means all.
+    let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && frame.version == 0 => None,
+        Some(t) => Some(t.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()),
+    };
+    let auto_create = config.auto_create_topics && (frame.version < 4 || req.allow_auto_topic_creation);
+    if let (Some(w), true) = (&wanted, auto_create) {
+        let missing: Vec<String> = w
+            .iter()
+            .filter_map(|(n, _)| n.clone())
+            .filter(|n| table.get(n).is_none() && topics::valid_topic_name(n).is_ok())
+            .collect();
+        if !missing.is_empty() {
+            let results = invoke_on(0, move || async move {
+                let new = missing
+                    .into_iter()
+                    .map(|name| NewTopic { name, partitions: -1, replication_factor: -1, configs: Default::default() })
+                    .collect();
+                topics::create_topics(new, false)
+                    .await
+                    .into_iter()
+                    .map(|r| r.map(|_| ()).map_err(|e| e.1))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            for r in results {
+                if let Err(e) = r {
+                    tracing::debug!(%e, "auto-create skipped");
+                }
+            }
+            table = shard.topics();
+        }
+    }
+    let node = BrokerId(config.node_id);
+    let v = frame.version;
+    let describe = |meta: &TopicMeta| {
+        let partitions = meta
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(i as i32)
+                    .with_leader_id(node)
+                    .with_leader_epoch(if v >= 7 { p.leader_epoch } else { -1 })
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+            })
+            .collect();
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
+            .with_topic_id(if v >= 10 { meta.id } else { uuid::Uuid::nil() })
+            .with_is_internal(v >= 1 && meta.internal)
+            .with_partitions(partitions)
+    };
+    let topics = match wanted {
+        None => table.topics.values().map(|m| describe(m)).collect(),
+        Some(w) => w
+            .into_iter()
+            .map(|(name, id)| {
+                let meta = match &name {
+                    Some(n) => table.get(n),
+                    None => table.by_id(&id),
+                };
+                match meta {
+                    Some(m) => describe(m),
+                    None => {
+                        let code = match &name {
+                            Some(n) if topics::valid_topic_name(n).is_err() => ResponseError::InvalidTopicException,
+                            Some(_) => ResponseError::UnknownTopicOrPartition,
+                            None => ResponseError::UnknownTopicId,
+                        };
+                        MetadataResponseTopic::default()
+                            .with_error_code(code.code())
+                            .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+                            .with_topic_id(if v >= 10 { id } else { uuid::Uuid::nil() })
+                    }
+                }
+            })
+            .collect(),
+    };
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(node)
+        .with_host(StrBytes::from_string(config.advertised.0.clone()))
+        .with_port(config.advertised.1 as i32);
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id((v >= 2).then(|| StrBytes::from_string(table.cluster_id.clone())))
+        .with_controller_id(if v >= 1 { node } else { BrokerId(-1) })
+        .with_topics(topics);
+    respond(frame, &resp)
+}

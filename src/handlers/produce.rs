@@ -1,0 +1,132 @@
+//! Produce (key 0): batches are split per partition, copied once out of the
+//! request frame, and appended by the shard that owns each partition. With
+//! `acks=-1` the owner answers after the batch is flushed; with `acks=0`
+//! there is no response at all.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use sluice_storage::batch::BatchPrefix;
+
+use super::{join_all, respond};
+use crate::partition::{PartitionError, ProduceOutcome};
+use crate::server::connection::{decode_body, Close, RequestFrame};
+use crate::server::response::Response;
+use crate::shard::{self, invoke_on};
+use crate::topics::TopicPartition;
+
+/// A partition's place in the response: topic index, partition, outcome.
+type Slot = (usize, i32, Option<Result<ProduceOutcome, PartitionError>>);
+/// Work for one owner shard: slot, partition, batches.
+type OwnerWork = Vec<(usize, TopicPartition, Vec<Vec<u8>>)>;
+
+/// Splits a partition's records into whole v2 batches.
+fn split_batches(records: &Bytes) -> Result<Vec<Vec<u8>>, PartitionError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let p = BatchPrefix::parse(&records[at..])
+            .ok_or((ResponseError::CorruptMessage, format!("no v2 record batch at byte {at}")))?;
+        if at + p.size > records.len() {
+            return Err((ResponseError::CorruptMessage, "record batch runs past the end of the request".into()));
+        }
+        out.push(records[at..at + p.size].to_vec());
+        at += p.size;
+    }
+    if out.is_empty() {
+        return Err((ResponseError::CorruptMessage, "no records".into()));
+    }
+    Ok(out)
+}
+
+pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
+    let req: ProduceRequest = decode_body(frame)?;
+    let shard = shard::current();
+    let table = shard.topics();
+    let acks = req.acks;
+    // Slot per partition in request order; filled by errors or owners.
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut by_owner: BTreeMap<usize, OwnerWork> = BTreeMap::new();
+    for (ti, t) in req.topic_data.iter().enumerate() {
+        let name = t.name.0.as_str();
+        for p in &t.partition_data {
+            let slot = slots.len();
+            let early = if !matches!(acks, -1..=1) {
+                Some((ResponseError::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")))
+            } else if req.transactional_id.is_some() {
+                Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet".into()))
+            } else {
+                None
+            };
+            let owner = table.owner(name, p.index);
+            let r = match (early, owner, &p.records) {
+                (Some(e), _, _) => Some(Err(e)),
+                (None, None, _) => {
+                    Some(Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{} does not exist", p.index))))
+                }
+                (None, Some(_), None) => Some(Err((ResponseError::CorruptMessage, "null records".into()))),
+                (None, Some(owner), Some(records)) => match split_batches(records) {
+                    Err(e) => Some(Err(e)),
+                    Ok(batches) => {
+                        by_owner.entry(owner).or_default().push((slot, TopicPartition::new(name, p.index), batches));
+                        None
+                    }
+                },
+            };
+            slots.push((ti, p.index, r));
+        }
+    }
+    let calls = by_owner.into_iter().map(|(owner, items)| {
+        invoke_on(owner, move || async move {
+            let shard = shard::current();
+            let appends = items.into_iter().map(|(slot, tp, batches)| {
+                let part = shard.partition(&tp);
+                async move {
+                    let r = match part {
+                        Some(p) => p.append(batches, acks).await,
+                        None => Err((ResponseError::NotLeaderOrFollower, "partition is not open here".into())),
+                    };
+                    (slot, r)
+                }
+            });
+            join_all(appends.collect()).await
+        })
+    });
+    for results in join_all(calls.collect()).await {
+        for (slot, r) in results {
+            slots[slot].2 = Some(r);
+        }
+    }
+    if acks == 0 {
+        return Ok(None);
+    }
+    let mut topics: Vec<TopicProduceResponse> = req
+        .topic_data
+        .iter()
+        .map(|t| TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id))
+        .collect();
+    let v = frame.version;
+    for (ti, index, r) in slots {
+        let p = PartitionProduceResponse::default().with_index(index);
+        let p = match r.expect("every partition answered") {
+            Ok(o) => p
+                .with_base_offset(o.base_offset)
+                .with_log_append_time_ms(o.log_append_time)
+                .with_log_start_offset(if v >= 5 { o.log_start_offset } else { -1 }),
+            Err((code, msg)) => {
+                tracing::debug!(partition = index, ?code, %msg, "produce refused");
+                p.with_error_code(code.code())
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1)
+                    .with_error_message(if v >= 8 { Some(StrBytes::from_string(msg)) } else { None })
+            }
+        };
+        topics[ti].partition_responses.push(p);
+    }
+    respond(frame, &ProduceResponse::default().with_responses(topics)).map(Some)
+}

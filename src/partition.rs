@@ -1,0 +1,331 @@
+//! A partition on its owning shard: one task owns the `Log` and takes
+//! commands in order. Appends for `acks=all` wait for a flush that runs
+//! beside the task (group commit: one fdatasync answers every append that
+//! came before it), so reads and further appends are not held up by it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use sluice_storage::log::now_ms;
+use sluice_storage::{AppendInfo, BatchError, FileSlice, Log, ProducerError, StorageError};
+
+use crate::shard;
+use crate::topics::{TopicMeta, TopicPartition};
+
+/// What a produce to one partition came to.
+#[derive(Clone, Copy, Debug)]
+pub struct ProduceOutcome {
+    pub base_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+pub type PartitionError = (ResponseError, String);
+
+/// Offsets every reader may need without asking the task.
+#[derive(Default)]
+pub struct Offsets {
+    pub log_start: Cell<i64>,
+    /// Log end offset; with one replica it is also the high watermark.
+    pub end: Cell<i64>,
+}
+
+enum Cmd {
+    Append { batches: Vec<Vec<u8>>, acks: i16, reply: flume::Sender<Result<ProduceOutcome, PartitionError>> },
+    Read { offset: i64, max_bytes: usize, reply: flume::Sender<Result<Option<FileSlice>, PartitionError>> },
+    ListOffset { timestamp: i64, reply: flume::Sender<Result<Option<(i64, i64)>, PartitionError>> },
+    Flushed { upto: i64, result: Result<(), String> },
+    Close { delete: bool, reply: flume::Sender<()> },
+}
+
+pub struct Partition {
+    pub leader_epoch: i32,
+    tx: flume::Sender<Cmd>,
+    pub offsets: Rc<Offsets>,
+    /// Fetches waiting for data (long poll), woken by every append.
+    waiters: RefCell<Vec<flume::Sender<()>>>,
+}
+
+fn storage_error(e: StorageError) -> PartitionError {
+    let code = match &e {
+        StorageError::Batch(BatchError::TooLarge { .. }) => ResponseError::MessageTooLarge,
+        StorageError::Batch(BatchError::Crc { .. }) => ResponseError::CorruptMessage,
+        StorageError::Batch(_) => ResponseError::CorruptMessage,
+        StorageError::Producer(ProducerError::OutOfOrderSequence { .. }) => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::Producer(ProducerError::InvalidEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::Corrupt { .. } | StorageError::Io { .. } => ResponseError::KafkaStorageError,
+    };
+    (code, e.to_string())
+}
+
+fn gone() -> PartitionError {
+    (ResponseError::NotLeaderOrFollower, "partition is closing".into())
+}
+
+impl Partition {
+    pub async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Partition>, String> {
+        let shard = shard::current();
+        let config = shard.config.log_defaults.log_config(&meta.configs);
+        let dir = tp.dir(&shard.config.data_dir);
+        let log = Log::open(&dir, config).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let r = log.recovery();
+        if r.truncated_bytes > 0 || (!r.clean_shutdown && log.log_end_offset() > 0) {
+            tracing::info!(partition = %dir.display(), clean = r.clean_shutdown, truncated = r.truncated_bytes, "recovered");
+        }
+        let offsets = Rc::new(Offsets::default());
+        offsets.log_start.set(log.log_start_offset());
+        offsets.end.set(log.log_end_offset());
+        let (tx, rx) = flume::unbounded();
+        let leader_epoch = meta.partitions[tp.partition as usize].leader_epoch;
+        let p = Rc::new(Partition { leader_epoch, tx: tx.clone(), offsets, waiters: RefCell::new(Vec::new()) });
+        let weak = Rc::downgrade(&p);
+        glommio::spawn_local(run(log, rx, tx, weak)).detach();
+        Ok(p)
+    }
+
+    pub async fn append(&self, batches: Vec<Vec<u8>>, acks: i16) -> Result<ProduceOutcome, PartitionError> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx.send(Cmd::Append { batches, acks, reply }).map_err(|_| gone())?;
+        rx.recv_async().await.map_err(|_| gone())?
+    }
+
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>, PartitionError> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx.send(Cmd::Read { offset, max_bytes, reply }).map_err(|_| gone())?;
+        rx.recv_async().await.map_err(|_| gone())?
+    }
+
+    /// ListOffsets: -1 latest, -2 earliest, -3 max timestamp, else by time.
+    /// Returns (offset, timestamp), or `None` when no record qualifies.
+    pub async fn list_offset(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+        match timestamp {
+            -1 => return Ok(Some((self.offsets.end.get(), -1))),
+            -2 => return Ok(Some((self.offsets.log_start.get(), -1))),
+            _ => {}
+        }
+        let (reply, rx) = flume::bounded(1);
+        self.tx.send(Cmd::ListOffset { timestamp, reply }).map_err(|_| gone())?;
+        rx.recv_async().await.map_err(|_| gone())?
+    }
+
+    /// Resolves when the next append lands (or the sender is dropped).
+    pub fn subscribe(&self, waker: flume::Sender<()>) {
+        self.waiters.borrow_mut().push(waker);
+    }
+
+    fn wake_waiters(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            let _ = w.try_send(());
+        }
+    }
+
+    pub async fn close(&self, delete: bool) {
+        let (reply, rx) = flume::bounded(1);
+        if self.tx.send(Cmd::Close { delete, reply }).is_ok() {
+            let _ = rx.recv_async().await;
+        }
+    }
+}
+
+struct Waiting {
+    upto: i64,
+    outcome: ProduceOutcome,
+    reply: flume::Sender<Result<ProduceOutcome, PartitionError>>,
+}
+
+/// The task that owns a partition's log.
+async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, partition: std::rc::Weak<Partition>) {
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    let mut flushing = false;
+    let retention_every = shard::current().config.retention_check_interval;
+    let mut next_retention = Instant::now() + retention_every;
+    loop {
+        let tick = flush_tick(&log).unwrap_or(Duration::from_secs(3600)).min(retention_every);
+        let cmd = futures_lite::future::or(async { rx.recv_async().await.ok().map(Some) }, async {
+            glommio::timer::sleep(tick).await;
+            Some(None)
+        })
+        .await;
+        let Some(cmd) = cmd else { break };
+        let Some(cmd) = cmd else {
+            // Timer: interval flush and retention.
+            if !flushing && log.flush_due(Instant::now()) {
+                flushing = start_flush(&log, &me);
+            }
+            if Instant::now() >= next_retention {
+                next_retention = Instant::now() + retention_every;
+                match log.enforce_retention(now_ms()).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(dir = %log.dir().display(), segments = n, "retention deleted segments")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(%e, "retention failed"),
+                }
+                if let Some(p) = partition.upgrade() {
+                    p.offsets.log_start.set(log.log_start_offset());
+                }
+            }
+            continue;
+        };
+        match cmd {
+            Cmd::Append { batches, acks, reply } => {
+                let result = append_all(&mut log, batches).await;
+                if let Some(p) = partition.upgrade() {
+                    p.offsets.end.set(log.log_end_offset());
+                    p.wake_waiters();
+                }
+                match result {
+                    Ok((outcome, upto)) if acks == -1 && log.durable_offset() < upto => {
+                        waiting.push_back(Waiting { upto, outcome, reply });
+                        if !flushing {
+                            flushing = start_flush(&log, &me);
+                        }
+                    }
+                    other => {
+                        let _ = reply.send(other.map(|(o, _)| o));
+                    }
+                }
+            }
+            Cmd::Flushed { upto, result } => {
+                flushing = false;
+                match result {
+                    Ok(()) => log.mark_durable(upto),
+                    Err(e) => {
+                        tracing::error!(dir = %log.dir().display(), %e, "flush failed");
+                        while waiting.front().is_some_and(|w| w.upto <= upto) {
+                            let w = waiting.pop_front().unwrap();
+                            let _ = w.reply.send(Err((ResponseError::KafkaStorageError, e.clone())));
+                        }
+                    }
+                }
+                while waiting.front().is_some_and(|w| w.upto <= log.durable_offset()) {
+                    let w = waiting.pop_front().unwrap();
+                    let _ = w.reply.send(Ok(w.outcome));
+                }
+                if !waiting.is_empty() {
+                    flushing = start_flush(&log, &me);
+                }
+            }
+            Cmd::Read { offset, max_bytes, reply } => {
+                // Plan here, do the I/O in a task of its own: the log moves on.
+                match log.plan_read(offset, max_bytes) {
+                    Ok(plan) => {
+                        glommio::spawn_local(async move {
+                            let _ = reply.send(plan.run().await.map_err(storage_error));
+                        })
+                        .detach();
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(storage_error(e)));
+                    }
+                }
+            }
+            Cmd::ListOffset { timestamp, reply } => {
+                let r =
+                    if timestamp == -3 { log.max_timestamp().await } else { log.offset_for_timestamp(timestamp).await };
+                let _ = reply.send(r.map_err(storage_error));
+            }
+            Cmd::Close { delete, reply } => {
+                // Answer what waits on a flush, then leave nothing unflushed.
+                let flushed = log.flush().await;
+                for w in waiting.drain(..) {
+                    let _ = w.reply.send(match &flushed {
+                        Ok(()) => Ok(w.outcome),
+                        Err(e) => Err((ResponseError::KafkaStorageError, e.to_string())),
+                    });
+                }
+                let dir = log.dir().to_path_buf();
+                let r = if delete { log.delete().await } else { log.close().await };
+                if let Err(e) = r {
+                    tracing::error!(dir = %dir.display(), %e, "closing log failed");
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+}
+
+fn flush_tick(log: &Log) -> Option<Duration> {
+    sluice_storage::log::flush_interval(log.config()).map(|d| d.max(Duration::from_millis(1)))
+}
+
+fn start_flush(log: &Log, me: &flume::Sender<Cmd>) -> bool {
+    let Some(pending) = log.pending_flush() else { return false };
+    let me = me.clone();
+    glommio::spawn_local(async move {
+        let result = pending.run().await.map_err(|e| e.to_string());
+        let _ = me.send(Cmd::Flushed { upto: pending.upto, result });
+    })
+    .detach();
+    true
+}
+
+/// Appends the batches of one produce; returns the outcome and the offset
+/// after the last batch. A batch refused leaves the ones before it in place,
+/// as on Kafka, but the produce fails as a whole.
+async fn append_all(log: &mut Log, batches: Vec<Vec<u8>>) -> Result<(ProduceOutcome, i64), PartitionError> {
+    let mut first: Option<AppendInfo> = None;
+    let mut upto = log.log_end_offset();
+    for b in batches {
+        let info = log.append(b).await.map_err(storage_error)?;
+        upto = upto.max(info.last_offset + 1);
+        first.get_or_insert(info);
+    }
+    let info = first.ok_or((ResponseError::CorruptMessage, "no record batch in the produce".into()))?;
+    Ok((
+        ProduceOutcome {
+            base_offset: info.base_offset,
+            log_append_time: info.log_append_time.unwrap_or(-1),
+            log_start_offset: log.log_start_offset(),
+        },
+        upto,
+    ))
+}
+
+/// Opens the partitions of `topics` that this shard owns.
+pub async fn open_owned(topics: &[Arc<TopicMeta>]) -> Result<(), String> {
+    let shard = shard::current();
+    for t in topics {
+        for (i, p) in t.partitions.iter().enumerate() {
+            if p.shard != shard.id {
+                continue;
+            }
+            let tp = TopicPartition::new(&t.name, i as i32);
+            if shard.partitions.borrow().contains_key(&tp) {
+                continue;
+            }
+            let part = Partition::open(tp.clone(), t).await?;
+            shard.partitions.borrow_mut().insert(tp, part);
+        }
+    }
+    Ok(())
+}
+
+/// Closes and deletes the partitions of `topics` that this shard owns.
+pub async fn delete_owned(topics: &[Arc<TopicMeta>]) {
+    let shard = shard::current();
+    for t in topics {
+        for i in 0..t.partitions.len() {
+            let tp = TopicPartition::new(&t.name, i as i32);
+            let removed = shard.partitions.borrow_mut().remove(&tp);
+            if let Some(p) = removed {
+                p.close(true).await;
+            }
+        }
+    }
+}
+
+/// Closes every partition of this shard (clean shutdown).
+pub async fn close_all() {
+    let shard = shard::current();
+    let parts: Vec<_> = shard.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+    for p in parts {
+        p.close(false).await;
+    }
+}

@@ -1,0 +1,120 @@
+//! Start-up and shutdown: one glommio executor (shard) per core, each with
+//! its own listener on the shared port (SO_REUSEPORT spreads connections),
+//! its own partitions, and an inbox for work sent by the other shards.
+
+pub mod connection;
+pub mod response;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+
+use crate::config::BrokerConfig;
+use crate::lock::DataDirLock;
+use crate::producer_ids::ProducerIds;
+use crate::shard::{self, Router, Shard};
+use crate::topics::TopicTable;
+
+pub fn run(config: BrokerConfig) -> Result<(), String> {
+    let data_dir = &config.data_dir.clone();
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
+    let _lock = DataDirLock::acquire(data_dir)?;
+    // Bind once without SO_REUSEPORT so that a port in use fails loudly.
+    drop(std::net::TcpListener::bind(config.listener).map_err(|e| format!("listen on {}: {e}", config.listener))?);
+    let cores = config.cores;
+    let table = TopicTable::load(data_dir, cores)?;
+    for orphan in table.orphan_dirs(data_dir) {
+        tracing::warn!(dir = %orphan.display(), "removing partition directory of a deleted topic");
+        let _ = std::fs::remove_dir_all(&orphan);
+    }
+    let producer_ids = Arc::new(ProducerIds::open(data_dir)?);
+    let table = Arc::new(table);
+    let config = Arc::new(config);
+    let (router, inboxes) = Router::new(cores);
+    tracing::info!(
+        listener = %config.listener,
+        advertised = %format!("{}:{}", config.advertised.0, config.advertised.1),
+        cores,
+        data_dir = %data_dir.display(),
+        topics = table.topics.len(),
+        "sluice starting"
+    );
+    let signal_router = router.clone();
+    std::thread::spawn(move || {
+        let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]).expect("signal handler");
+        let mut seen = 0;
+        for sig in signals.forever() {
+            seen += 1;
+            if seen > 1 {
+                tracing::warn!(sig, "second signal: exiting without a clean shutdown");
+                std::process::exit(1);
+            }
+            tracing::info!(sig, "shutting down: flushing every partition");
+            for s in 0..signal_router.shards() {
+                signal_router.post(s, || shard::current().begin_shutdown());
+            }
+        }
+    });
+    let inboxes = Arc::new(Mutex::new(inboxes.into_iter().map(Some).collect::<Vec<_>>()));
+    let next_id = Arc::new(AtomicUsize::new(0));
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let placement =
+        if cores <= available { PoolPlacement::MaxSpread(cores, None) } else { PoolPlacement::Unbound(cores) };
+    let pool = LocalExecutorPoolBuilder::new(placement)
+        .name("shard")
+        .on_all_shards(move || {
+            let id = next_id.fetch_add(1, Ordering::SeqCst);
+            let inbox = inboxes.lock().unwrap()[id].take().expect("one inbox per shard");
+            let shard = Shard::new(id, router.clone(), config.clone(), table.clone(), producer_ids.clone());
+            async move { run_shard(shard, inbox).await }
+        })
+        .map_err(|e| format!("starting shards: {e}"))?;
+    let mut failed = None;
+    for r in pool.join_all() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(e) => failed = Some(format!("shard failed: {e}")),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("shut down cleanly");
+            Ok(())
+        }
+    }
+}
+
+async fn run_shard(shard: Shard, inbox: flume::Receiver<Box<dyn FnOnce() + Send>>) -> Result<(), String> {
+    let shard = shard::install(shard);
+    glommio::spawn_local(shard::serve_inbox(inbox)).detach();
+    let topics: Vec<_> = shard.topics().topics.values().cloned().collect();
+    crate::partition::open_owned(&topics).await.map_err(|e| format!("shard {}: {e}", shard.id))?;
+    let listener = TcpListener::bind(shard.config.listener).map_err(|e| format!("listen: {e}"))?;
+    let max_frame = shard.config.socket_request_max_bytes;
+    let stop = shard.shutdown_signal();
+    futures_lite::future::or(
+        async {
+            loop {
+                match listener.accept().await {
+                    Ok(conn) => {
+                        glommio::spawn_local(connection::serve(conn, max_frame)).detach();
+                    }
+                    Err(e) => {
+                        tracing::warn!(%e, "accept failed");
+                        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        },
+        async {
+            let _ = stop.recv_async().await;
+        },
+    )
+    .await;
+    crate::partition::close_all().await;
+    Ok(())
+}

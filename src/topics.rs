@@ -1,0 +1,347 @@
+//! Topic metadata: the table every shard reads, and the controller that
+//! changes it. The controller runs on shard 0 only; it persists the table in
+//! `DATA_DIR/topics.json`, opens or deletes partitions on their shards, then
+//! sends every shard the new table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{validate_topic_config, BrokerConfig};
+use crate::shard::{self, invoke_on};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition { topic: Arc::from(topic), partition }
+    }
+
+    /// The partition's directory, named as Kafka names it.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(format!("{}-{}", self.topic, self.partition))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// The shard that owns the partition's log.
+    pub shard: usize,
+    pub leader_epoch: i32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub partitions: Vec<PartitionMeta>,
+    pub replication_factor: i16,
+    /// Only the configs set on the topic; the broker's defaults fill the rest.
+    pub configs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub internal: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TopicTable {
+    pub version: u64,
+    pub cluster_id: String,
+    pub topics: BTreeMap<String, Arc<TopicMeta>>,
+    #[serde(skip)]
+    by_id: HashMap<uuid::Uuid, String>,
+}
+
+impl TopicTable {
+    pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
+        self.topics.get(name)
+    }
+
+    pub fn by_id(&self, id: &uuid::Uuid) -> Option<&Arc<TopicMeta>> {
+        self.by_id.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    /// Which shard owns a partition, if it exists.
+    pub fn owner(&self, topic: &str, partition: i32) -> Option<usize> {
+        let t = self.topics.get(topic)?;
+        t.partitions.get(usize::try_from(partition).ok()?).map(|p| p.shard)
+    }
+
+    fn reindex(&mut self) {
+        self.by_id = self.topics.values().map(|t| (t.id, t.name.clone())).collect();
+    }
+
+    fn shard_loads(&self, shards: usize) -> Vec<usize> {
+        let mut load = vec![0; shards];
+        for t in self.topics.values() {
+            for p in &t.partitions {
+                if p.shard < shards {
+                    load[p.shard] += 1;
+                }
+            }
+        }
+        load
+    }
+
+    /// Places `n` new partitions on the least loaded shards.
+    fn place(&self, n: usize, shards: usize, extra: &mut [usize]) -> Vec<usize> {
+        let base = self.shard_loads(shards);
+        (0..n)
+            .map(|_| {
+                let s = (0..shards).min_by_key(|&s| (base[s] + extra[s], s)).unwrap();
+                extra[s] += 1;
+                s
+            })
+            .collect()
+    }
+
+    /// Loads the table, fixing placements for a changed `--cores`.
+    pub fn load(data_dir: &Path, shards: usize) -> Result<TopicTable, String> {
+        let path = data_dir.join("topics.json");
+        let mut table = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice::<TopicTable>(&b).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                TopicTable { cluster_id: uuid::Uuid::new_v4().simple().to_string(), ..TopicTable::default() }
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut extra = vec![0; shards];
+        let names: Vec<String> = table.topics.keys().cloned().collect();
+        let mut moved = false;
+        for name in names {
+            let misplaced: Vec<usize> = table.topics[&name]
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.shard >= shards)
+                .map(|(i, _)| i)
+                .collect();
+            if misplaced.is_empty() {
+                continue;
+            }
+            let places = table.place(misplaced.len(), shards, &mut extra);
+            let t = Arc::make_mut(table.topics.get_mut(&name).unwrap());
+            for (i, s) in misplaced.into_iter().zip(places) {
+                t.partitions[i].shard = s;
+            }
+            moved = true;
+        }
+        table.reindex();
+        if moved || !path.exists() {
+            table.save(data_dir)?;
+        }
+        Ok(table)
+    }
+
+    pub fn save(&self, data_dir: &Path) -> Result<(), String> {
+        let path = data_dir.join("topics.json");
+        let tmp = data_dir.join("topics.json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(data_dir)?.sync_all()
+        };
+        write().map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Partition directories on disk that no topic owns (left by a crash
+    /// in the middle of a deletion).
+    pub fn orphan_dirs(&self, data_dir: &Path) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(data_dir) else { return vec![] };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let (topic, part) = name.rsplit_once('-')?;
+                let part: usize = part.parse().ok()?;
+                let known = self.topics.get(topic).is_some_and(|t| part < t.partitions.len());
+                (!known && valid_topic_name(topic).is_ok()).then(|| e.path())
+            })
+            .collect()
+    }
+}
+
+/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!("topic name {name:?} must be 1 to 249 characters"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is not allowed"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(format!("topic name {name:?} may only contain ASCII letters, digits, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's `num.partitions`.
+    pub partitions: i32,
+    /// -1: the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+pub type TopicResult = Result<Arc<TopicMeta>, (ResponseError, String)>;
+
+thread_local! {
+    // Controller operations run one at a time (shard 0 only).
+    static CONTROLLER_LOCK: std::rc::Rc<glommio::sync::Semaphore> = std::rc::Rc::new(glommio::sync::Semaphore::new(1));
+}
+
+async fn controller_lock() -> glommio::sync::StaticPermit {
+    let lock = CONTROLLER_LOCK.with(|l| l.clone());
+    lock.acquire_static_permit(1).await.expect("controller lock is never closed")
+}
+
+/// Creates topics (on shard 0; call through `invoke_on(0, ..)`).
+pub async fn create_topics(topics: Vec<NewTopic>, validate_only: bool) -> Vec<TopicResult> {
+    let shard = shard::current();
+    let _permit = controller_lock().await;
+    let config = shard.config.clone();
+    let mut table = (*shard.topics()).clone();
+    let mut results = Vec::with_capacity(topics.len());
+    let mut extra = vec![0; shard.router.shards()];
+    let mut created = Vec::new();
+    for t in topics {
+        let r = check_new_topic(&config, &table, &t).map(|(partitions, rf)| {
+            let shards = table.place(partitions as usize, config.cores, &mut extra);
+            Arc::new(TopicMeta {
+                name: t.name.clone(),
+                id: uuid::Uuid::new_v4(),
+                partitions: shards.into_iter().map(|shard| PartitionMeta { shard, leader_epoch: 0 }).collect(),
+                replication_factor: rf,
+                configs: t.configs,
+                internal: false,
+            })
+        });
+        if let Ok(meta) = &r {
+            if !validate_only {
+                table.topics.insert(meta.name.clone(), meta.clone());
+                created.push(meta.clone());
+            }
+        }
+        results.push(r);
+    }
+    if created.is_empty() {
+        return results;
+    }
+    table.version += 1;
+    table.reindex();
+    if let Err(e) = table.save(&config.data_dir) {
+        tracing::error!(%e, "saving topics failed");
+        return results.into_iter().map(|_| Err((ResponseError::UnknownServerError, e.clone()))).collect();
+    }
+    let table = Arc::new(table);
+    // Open the new partitions on their shards before anyone can see them.
+    let mut opens = Vec::new();
+    for s in 0..shard.router.shards() {
+        let topics: Vec<Arc<TopicMeta>> = created.clone();
+        opens.push(invoke_on(s, move || async move { crate::partition::open_owned(&topics).await }));
+    }
+    for (s, open) in opens.into_iter().enumerate() {
+        if let Err(e) = open.await {
+            tracing::error!(shard = s, %e, "opening new partitions failed");
+        }
+    }
+    broadcast(table).await;
+    results
+}
+
+fn check_new_topic(
+    config: &BrokerConfig,
+    table: &TopicTable,
+    t: &NewTopic,
+) -> Result<(i32, i16), (ResponseError, String)> {
+    valid_topic_name(&t.name).map_err(|e| (ResponseError::InvalidTopicException, e))?;
+    if table.topics.contains_key(&t.name) {
+        return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
+    }
+    // Kafka refuses names that collide once '.' and '_' are equated (metrics).
+    let norm = |s: &str| s.replace('.', "_");
+    if let Some(other) = table.topics.keys().find(|k| norm(k) == norm(&t.name)) {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!("Topic '{}' collides with existing topic '{other}'", t.name),
+        ));
+    }
+    let partitions = if t.partitions == -1 { config.num_partitions } else { t.partitions };
+    if !(1..=100_000).contains(&partitions) {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("Number of partitions must be 1 to 100000, not {partitions}."),
+        ));
+    }
+    let rf = if t.replication_factor == -1 { config.default_replication_factor } else { t.replication_factor };
+    if rf < 1 {
+        return Err((ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
+    }
+    if rf > 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+        ));
+    }
+    for (k, v) in &t.configs {
+        validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e))?;
+    }
+    Ok((partitions, rf))
+}
+
+/// Deletes topics by name (on shard 0).
+pub async fn delete_topics(names: Vec<String>) -> Vec<Result<Arc<TopicMeta>, (ResponseError, String)>> {
+    let shard = shard::current();
+    let _permit = controller_lock().await;
+    let mut table = (*shard.topics()).clone();
+    let mut results = Vec::new();
+    let mut deleted = Vec::new();
+    for name in names {
+        match table.topics.remove(&name) {
+            Some(meta) => {
+                deleted.push(meta.clone());
+                results.push(Ok(meta));
+            }
+            None => results.push(Err((
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.".into(),
+            ))),
+        }
+    }
+    if deleted.is_empty() {
+        return results;
+    }
+    table.version += 1;
+    table.reindex();
+    if let Err(e) = table.save(&shard.config.data_dir) {
+        tracing::error!(%e, "saving topics failed");
+        return results.into_iter().map(|_| Err((ResponseError::UnknownServerError, e.clone()))).collect();
+    }
+    // Hide the topics everywhere first, then drop their logs.
+    broadcast(Arc::new(table)).await;
+    for s in 0..shard.router.shards() {
+        let topics = deleted.clone();
+        invoke_on(s, move || async move { crate::partition::delete_owned(&topics).await }).await;
+    }
+    results
+}
+
+async fn broadcast(table: Arc<TopicTable>) {
+    let shard = shard::current();
+    for s in 0..shard.router.shards() {
+        let t = table.clone();
+        invoke_on(s, move || async move { shard::current().set_topics(t) }).await;
+    }
+}
