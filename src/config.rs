@@ -26,6 +26,15 @@ pub struct BrokerConfig {
     pub log_defaults: TopicDefaults,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval: Duration,
+    /// `group.initial.rebalance.delay.ms`: how long a group that was empty
+    /// waits for more members before its first generation.
+    pub group_initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`:
+    /// JoinGroup session timeouts outside get INVALID_SESSION_TIMEOUT.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// `offset.metadata.max.bytes`: longest metadata string of a commit.
+    pub offset_metadata_max_bytes: usize,
 }
 
 /// Topic-level settings as broker defaults; a topic's own configs override.
@@ -191,6 +200,10 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             log_defaults: TopicDefaults::default(),
             retention_check_interval: Duration::from_millis(300_000),
+            group_initial_rebalance_delay: Duration::from_millis(3000),
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            offset_metadata_max_bytes: 4096,
         }
     }
 }
@@ -266,6 +279,12 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval = Duration::from_millis(parse_num::<u64>(key, v)?.max(10))
                 }
+                "group.initial.rebalance.delay.ms" => {
+                    self.group_initial_rebalance_delay = Duration::from_millis(parse_num(key, v)?)
+                }
+                "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse_num(key, v)?,
+                "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse_num(key, v)?,
+                "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse_num(key, v)?,
                 _ => unknown.push(key.clone()),
             }
         }
@@ -321,6 +340,20 @@ mod tests {
         c.apply(&[("advertised.listeners".into(), "PLAINTEXT://broker:1234".into())]).unwrap();
         assert_eq!(c.advertised, ("broker".to_string(), 1234));
         assert!(c.apply(&[("num.partitions".into(), "x".into())]).is_err());
+    }
+
+    #[test]
+    fn group_settings() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(c.group_initial_rebalance_delay, Duration::from_millis(3000));
+        assert_eq!((c.group_min_session_timeout_ms, c.group_max_session_timeout_ms), (6000, 1_800_000));
+        let props = parse_properties(
+            "group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=1000\ngroup.max.session.timeout.ms=60000\n",
+        );
+        assert!(c.apply(&props).unwrap().is_empty());
+        assert_eq!(c.group_initial_rebalance_delay, Duration::ZERO);
+        assert_eq!((c.group_min_session_timeout_ms, c.group_max_session_timeout_ms), (1000, 60_000));
+        assert!(c.apply(&[("group.initial.rebalance.delay.ms".into(), "-1".into())]).is_err());
     }
 
     #[test]

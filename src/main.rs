@@ -2,6 +2,7 @@
 
 mod alloc;
 mod config;
+mod groups;
 mod handlers;
 mod lock;
 mod partition;

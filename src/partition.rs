@@ -35,11 +35,30 @@ pub struct Offsets {
 }
 
 enum Cmd {
-    Append { batches: Vec<Vec<u8>>, acks: i16, reply: flume::Sender<Result<ProduceOutcome, PartitionError>> },
-    Read { offset: i64, max_bytes: usize, reply: flume::Sender<Result<Option<FileSlice>, PartitionError>> },
-    ListOffset { timestamp: i64, reply: flume::Sender<Result<Option<(i64, i64)>, PartitionError>> },
-    Flushed { upto: i64, result: Result<(), String> },
-    Close { delete: bool, reply: flume::Sender<()> },
+    Append {
+        batches: Vec<Vec<u8>>,
+        acks: i16,
+        reply: flume::Sender<Result<ProduceOutcome, PartitionError>>,
+    },
+    Read {
+        offset: i64,
+        max_bytes: usize,
+        reply: flume::Sender<Result<Option<FileSlice>, PartitionError>>,
+    },
+    ListOffset {
+        timestamp: i64,
+        reply: flume::Sender<Result<Option<(i64, i64)>, PartitionError>>,
+    },
+    Flushed {
+        upto: i64,
+        result: Result<(), String>,
+    },
+    /// Periodic: `flush.ms` and retention.
+    Tick,
+    Close {
+        delete: bool,
+        reply: flume::Sender<()>,
+    },
 }
 
 pub struct Partition {
@@ -83,6 +102,8 @@ impl Partition {
         let (tx, rx) = flume::unbounded();
         let leader_epoch = meta.partitions[tp.partition as usize].leader_epoch;
         let p = Rc::new(Partition { leader_epoch, tx: tx.clone(), offsets, waiters: RefCell::new(Vec::new()) });
+        let tick = flush_tick(&log).unwrap_or(Duration::MAX).min(shard.config.retention_check_interval);
+        glommio::spawn_local(ticker(tx.clone(), tick)).detach();
         let weak = Rc::downgrade(&p);
         glommio::spawn_local(run(log, rx, tx, weak)).detach();
         Ok(p)
@@ -144,16 +165,8 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
     let mut flushing = false;
     let retention_every = shard::current().config.retention_check_interval;
     let mut next_retention = Instant::now() + retention_every;
-    loop {
-        let tick = flush_tick(&log).unwrap_or(Duration::from_secs(3600)).min(retention_every);
-        let cmd = futures_lite::future::or(async { rx.recv_async().await.ok().map(Some) }, async {
-            glommio::timer::sleep(tick).await;
-            Some(None)
-        })
-        .await;
-        let Some(cmd) = cmd else { break };
-        let Some(cmd) = cmd else {
-            // Timer: interval flush and retention.
+    while let Ok(cmd) = rx.recv_async().await {
+        if let Cmd::Tick = cmd {
             if !flushing && log.flush_due(Instant::now()) {
                 flushing = start_flush(&log, &me);
             }
@@ -171,8 +184,9 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                 }
             }
             continue;
-        };
+        }
         match cmd {
+            Cmd::Tick => {}
             Cmd::Append { batches, acks, reply } => {
                 let result = append_all(&mut log, batches).await;
                 if let Some(p) = partition.upgrade() {
@@ -247,6 +261,16 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                 let _ = reply.send(());
                 return;
             }
+        }
+    }
+}
+
+/// Sends `Tick` every `every` until the partition's task is gone.
+async fn ticker(tx: flume::Sender<Cmd>, every: Duration) {
+    loop {
+        glommio::timer::sleep(every).await;
+        if tx.send(Cmd::Tick).is_err() {
+            return;
         }
     }
 }

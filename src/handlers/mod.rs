@@ -5,10 +5,17 @@ mod api_versions;
 mod create_topics;
 mod delete_topics;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::future::Future;
 
@@ -30,6 +37,13 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
 ];
 
 /// Whether requests of this version are decoded and served.
@@ -48,6 +62,13 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::CreateTopics => create_topics::handle(&frame).await.map(Some),
         ApiKey::DeleteTopics => delete_topics::handle(&frame).await.map(Some),
         ApiKey::InitProducerId => init_producer_id::handle(&frame).await.map(Some),
+        ApiKey::FindCoordinator => find_coordinator::handle(&frame).await.map(Some),
+        ApiKey::JoinGroup => join_group::handle(&frame).await.map(Some),
+        ApiKey::SyncGroup => sync_group::handle(&frame).await.map(Some),
+        ApiKey::Heartbeat => heartbeat::handle(&frame).await.map(Some),
+        ApiKey::LeaveGroup => leave_group::handle(&frame).await.map(Some),
+        ApiKey::OffsetCommit => offset_commit::handle(&frame).await.map(Some),
+        ApiKey::OffsetFetch => offset_fetch::handle(&frame).await.map(Some),
         other => Err(Close::Protocol(format!("{other:?} is not served"))),
     }
 }
