@@ -88,12 +88,28 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     }
 }
 
+/// A listener of this shard's own on the shared port. SO_REUSEPORT lets
+/// every shard bind it; SO_REUSEADDR (which glommio's `bind` does not set)
+/// lets a restarted broker bind while the last one's connections linger in
+/// TIME_WAIT, as Kafka's server socket allows.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: a bound, listening TCP socket whose ownership passes here.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
 async fn run_shard(shard: Shard, inbox: flume::Receiver<Box<dyn FnOnce() + Send>>) -> Result<(), String> {
     let shard = shard::install(shard);
     glommio::spawn_local(shard::serve_inbox(inbox)).detach();
     let topics: Vec<_> = shard.topics().topics.values().cloned().collect();
     crate::partition::open_owned(&topics).await.map_err(|e| format!("shard {}: {e}", shard.id))?;
-    let listener = TcpListener::bind(shard.config.listener).map_err(|e| format!("listen: {e}"))?;
+    let listener = listen(shard.config.listener).map_err(|e| format!("listen on {}: {e}", shard.config.listener))?;
     let max_frame = shard.config.socket_request_max_bytes;
     let stop = shard.shutdown_signal();
     futures_lite::future::or(

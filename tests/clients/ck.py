@@ -1,0 +1,260 @@
+"""confluent-kafka (librdkafka) client for the Sluice integration tests.
+
+Usage:
+  ck.py create  BOOTSTRAP TOPIC PARTITIONS
+  ck.py produce BOOTSTRAP TOPIC [--count N] [--start I] [--seed S] [--compression C]
+                [--idempotence] [--chunk K --pace-ms MS] [--progress-every K]
+                [--message-timeout-ms MS] [--allow-failures]
+  ck.py consume BOOTSTRAP TOPIC [--start P:OFFSET ...] [--end P:OFFSET ...] [--rewind P:AT:TO]
+                [--timeout S]
+  ck.py group   BOOTSTRAP TOPIC GROUP --expect N [--timeout S]
+
+Prints one JSON object on stdout; exits non-zero on any client error.
+"""
+import argparse
+import sys
+import time
+
+sys.dont_write_bytecode = True
+from _records import emit, log, make_record, rec, run_main  # noqa: E402
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+CLIENT_ID = "sluice-test-confluent"
+
+
+def wait_partitions(boot, topic, want, timeout=30):
+    admin = AdminClient({"bootstrap.servers": boot, "client.id": CLIENT_ID})
+    deadline = time.time() + timeout
+    while True:
+        md = admin.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == want and all(
+            p.leader >= 0 for p in t.partitions.values()
+        ):
+            return
+        if time.time() > deadline:
+            raise RuntimeError(f"topic {topic}: metadata never showed {want} partitions with leaders: {t}")
+        time.sleep(0.2)
+
+
+def cmd_create(a):
+    admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": CLIENT_ID})
+    futs = admin.create_topics([NewTopic(a.topic, num_partitions=a.partitions, replication_factor=1)],
+                               operation_timeout=30, request_timeout=30)
+    for f in futs.values():
+        f.result(timeout=60)
+    wait_partitions(a.bootstrap, a.topic, a.partitions)
+    emit({"created": a.topic, "partitions": a.partitions})
+
+
+def cmd_produce(a):
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "acks": "all",
+        "compression.type": a.compression,
+        "linger.ms": 5,
+        "message.timeout.ms": a.message_timeout_ms,
+        "enable.idempotence": a.idempotence,
+    }
+    p = Producer(conf)
+    results = {}  # index -> record or error string
+    state = {"ok": 0}
+
+    def on_delivery(i, key, value, hdrs, ts):
+        def cb(err, msg):
+            if err is not None:
+                results[i] = ("err", str(err))
+            else:
+                results[i] = ("ok", rec(msg.partition(), msg.offset(), key, value, hdrs, ts))
+                state["ok"] += 1
+                if a.progress_every and state["ok"] % a.progress_every == 0:
+                    log(f"progress delivered={state['ok']}")
+        return cb
+
+    t0 = time.time()
+    for n, i in enumerate(range(a.start, a.start + a.count)):
+        key, value, hdrs, ts = make_record(a.seed, i)
+        while True:
+            try:
+                p.produce(a.topic, value=value, key=key, headers=hdrs, timestamp=ts,
+                          on_delivery=on_delivery(i, key, value, hdrs, ts))
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+        if a.chunk and a.pace_ms and (n + 1) % a.chunk == 0:
+            end = time.time() + a.pace_ms / 1000.0
+            while time.time() < end:
+                p.poll(0.005)
+    remaining = p.flush(a.message_timeout_ms / 1000.0 + 30)
+    delivered, failed = [], []
+    for i in range(a.start, a.start + a.count):
+        kind, v = results.get(i, ("err", "no delivery report"))
+        if kind == "ok":
+            delivered.append(v)
+        else:
+            failed.append([i, v])
+    emit({"delivered": delivered, "failed": failed, "undelivered_in_queue": remaining,
+          "seconds": round(time.time() - t0, 3)})
+    if (failed or remaining) and not a.allow_failures:
+        log(f"{len(failed)} deliveries failed, e.g. {failed[:3]}; {remaining} still queued")
+        sys.exit(1)
+
+
+def parse_start(specs):
+    out = {}
+    for s in specs or []:
+        p, off = s.split(":")
+        out[int(p)] = int(off)
+    return out
+
+
+def msg_rec(m):
+    ts_type, ts = m.timestamp()
+    return rec(m.partition(), m.offset(), m.key(), m.value(), m.headers(), ts if ts_type != 0 else None)
+
+
+def cmd_consume(a):
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": "sluice-test-assign-only",  # never joined: assign() only, no commits
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "error",
+    })
+    try:
+        md = c.list_topics(a.topic, timeout=10)
+        t = md.topics.get(a.topic)
+        if t is None or t.error is not None:
+            raise RuntimeError(f"topic {a.topic}: {t.error if t else 'missing'}")
+        parts = sorted(t.partitions)
+        starts = parse_start(a.start)
+        low, high = {}, {}
+        for p in parts:
+            lo, hi = c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10)
+            low[p], high[p] = lo, hi
+        rewind = None
+        if a.rewind:
+            rp, at, to = (int(x) for x in a.rewind.split(":"))
+            rewind = [rp, at, to, False]
+        # Read each partition up to its high watermark, or further if the
+        # test knows more records were acknowledged (--end P:OFFSET).
+        end = {p: max(high[p], parse_start(a.end).get(p, 0)) for p in parts}
+        assign = [TopicPartition(a.topic, p, starts.get(p, 0)) for p in parts if starts.get(p, 0) < end[p]]
+        nxt = {tp.partition: tp.offset for tp in assign}
+        c.assign(assign)
+        records = []
+        deadline = time.time() + a.timeout
+
+        def done():
+            return all(nxt[p] >= end[p] for p in nxt) and (rewind is None or rewind[3])
+
+        while not done():
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out: next offsets {nxt}, high watermarks {high}, ends {end}, {len(records)} records")
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            records.append(msg_rec(m))
+            nxt[m.partition()] = m.offset() + 1
+            if rewind and not rewind[3] and m.partition() == rewind[0] and m.offset() == rewind[1]:
+                c.seek(TopicPartition(a.topic, rewind[0], rewind[2]))
+                nxt[rewind[0]] = rewind[2]
+                rewind[3] = True
+        emit({"records": records, "low": {str(p): v for p, v in low.items()},
+              "high": {str(p): v for p, v in high.items()}})
+    finally:
+        c.close()
+
+
+def cmd_group(a):
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": a.group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 1000,
+    }
+    c = Consumer(conf)
+    records = []
+    assigned = []
+    c.subscribe([a.topic], on_assign=lambda _c, parts: assigned.extend(p.partition for p in parts))
+    deadline = time.time() + a.timeout
+    try:
+        while len(records) < a.expect:
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out with {len(records)} of {a.expect} records; assigned {assigned}")
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            records.append(msg_rec(m))
+        c.commit(asynchronous=False)
+    finally:
+        c.close()  # leaves the group
+    # A new member of the same group sees the committed offsets.
+    c2 = Consumer(dict(conf, **{"client.id": CLIENT_ID + "-2"}))
+    try:
+        parts = sorted(c2.list_topics(a.topic, timeout=10).topics[a.topic].partitions)
+        committed = c2.committed([TopicPartition(a.topic, p) for p in parts], timeout=10)
+        for tp in committed:
+            if tp.error:
+                raise KafkaException(tp.error)
+    finally:
+        c2.close()
+    emit({"records": records, "assigned": sorted(set(assigned)),
+          "committed": {str(tp.partition): tp.offset for tp in committed}})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create")
+    c.add_argument("bootstrap")
+    c.add_argument("topic")
+    c.add_argument("partitions", type=int)
+    p = sub.add_parser("produce")
+    p.add_argument("bootstrap")
+    p.add_argument("topic")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--seed", default="s")
+    p.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    p.add_argument("--idempotence", action="store_true")
+    p.add_argument("--chunk", type=int, default=0)
+    p.add_argument("--pace-ms", type=int, default=0)
+    p.add_argument("--progress-every", type=int, default=0)
+    p.add_argument("--message-timeout-ms", type=int, default=30000)
+    p.add_argument("--allow-failures", action="store_true")
+    q = sub.add_parser("consume")
+    q.add_argument("bootstrap")
+    q.add_argument("topic")
+    q.add_argument("--start", action="append")
+    q.add_argument("--end", action="append")
+    q.add_argument("--rewind")
+    q.add_argument("--timeout", type=float, default=60)
+    g = sub.add_parser("group")
+    g.add_argument("bootstrap")
+    g.add_argument("topic")
+    g.add_argument("group")
+    g.add_argument("--expect", type=int, required=True)
+    g.add_argument("--timeout", type=float, default=60)
+    a = ap.parse_args()
+    {"create": cmd_create, "produce": cmd_produce, "consume": cmd_consume, "group": cmd_group}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    run_main(main)
