@@ -26,6 +26,12 @@ pub struct BrokerConfig {
     pub log_defaults: TopicDefaults,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval: Duration,
+    /// `producer.id.expiration.ms`: idempotent-producer state kept this long
+    /// after a producer's last batch.
+    pub producer_id_expiration_ms: i64,
+    /// Settings given explicitly (file, environment, flags), with their
+    /// values: DescribeConfigs reports them as STATIC_BROKER_CONFIG.
+    pub explicit: BTreeMap<String, String>,
     /// `group.initial.rebalance.delay.ms`: how long a group that was empty
     /// waits for more members before its first generation.
     pub group_initial_rebalance_delay: Duration,
@@ -181,8 +187,75 @@ impl TopicDefaults {
             "flush.messages" => self.flush_messages.to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            // Settings accepted and reported, with Apache Kafka 4.0's defaults.
+            "min.insync.replicas" => "1".into(),
+            "compression.type" => "producer".into(),
+            "delete.retention.ms" => "86400000".into(),
+            "min.compaction.lag.ms" => "0".into(),
+            "max.compaction.lag.ms" => i64::MAX.to_string(),
+            "min.cleanable.dirty.ratio" => "0.5".into(),
+            "message.timestamp.before.max.ms" => i64::MAX.to_string(),
+            "message.timestamp.after.max.ms" => "3600000".into(),
+            "unclean.leader.election.enable" => "false".into(),
+            "preallocate" => "false".into(),
+            "segment.index.bytes" => "10485760".into(),
+            "segment.jitter.ms" => "0".into(),
+            "file.delete.delay.ms" => "60000".into(),
             _ => return None,
         })
+    }
+
+    /// The broker settings a topic config falls back to, most specific
+    /// first (Kafka's synonyms).
+    pub fn synonyms(key: &str) -> &'static [&'static str] {
+        match key {
+            "cleanup.policy" => &["log.cleanup.policy"],
+            "retention.ms" => &["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+            "retention.bytes" => &["log.retention.bytes"],
+            "segment.bytes" => &["log.segment.bytes"],
+            "segment.ms" => &["log.roll.ms", "log.roll.hours"],
+            "max.message.bytes" => &["message.max.bytes"],
+            "message.timestamp.type" => &["log.message.timestamp.type"],
+            "flush.messages" => &["log.flush.interval.messages"],
+            "flush.ms" => &["log.flush.interval.ms"],
+            "index.interval.bytes" => &["log.index.interval.bytes"],
+            "min.insync.replicas" => &["min.insync.replicas"],
+            "compression.type" => &["compression.type"],
+            "delete.retention.ms" => &["log.cleaner.delete.retention.ms"],
+            "min.compaction.lag.ms" => &["log.cleaner.min.compaction.lag.ms"],
+            "max.compaction.lag.ms" => &["log.cleaner.max.compaction.lag.ms"],
+            "min.cleanable.dirty.ratio" => &["log.cleaner.min.cleanable.ratio"],
+            "unclean.leader.election.enable" => &["unclean.leader.election.enable"],
+            "preallocate" => &["log.preallocate"],
+            "segment.index.bytes" => &["log.index.size.max.bytes"],
+            "segment.jitter.ms" => &["log.roll.jitter.ms"],
+            "file.delete.delay.ms" => &["log.segment.delete.delay.ms"],
+            "message.timestamp.before.max.ms" => &["log.message.timestamp.before.max.ms"],
+            "message.timestamp.after.max.ms" => &["log.message.timestamp.after.max.ms"],
+            _ => &[],
+        }
+    }
+
+    /// Kafka's ConfigType code of a topic config (DescribeConfigs v3+).
+    pub fn config_type(key: &str) -> i8 {
+        const BOOLEAN: i8 = 1;
+        const STRING: i8 = 2;
+        const INT: i8 = 3;
+        const LONG: i8 = 5;
+        const DOUBLE: i8 = 6;
+        const LIST: i8 = 7;
+        match key {
+            "cleanup.policy" => LIST,
+            "message.timestamp.type" | "compression.type" => STRING,
+            "unclean.leader.election.enable" | "preallocate" => BOOLEAN,
+            "min.cleanable.dirty.ratio" => DOUBLE,
+            "segment.bytes"
+            | "max.message.bytes"
+            | "index.interval.bytes"
+            | "min.insync.replicas"
+            | "segment.index.bytes" => INT,
+            _ => LONG,
+        }
     }
 }
 
@@ -200,6 +273,8 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             log_defaults: TopicDefaults::default(),
             retention_check_interval: Duration::from_millis(300_000),
+            producer_id_expiration_ms: 86_400_000,
+            explicit: BTreeMap::new(),
             group_initial_rebalance_delay: Duration::from_millis(3000),
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -276,6 +351,7 @@ impl BrokerConfig {
                 "log.flush.interval.messages" => d.flush_messages = parse_num(key, v)?,
                 "log.flush.interval.ms" => d.flush_ms = parse_num(key, v)?,
                 "log.cleanup.policy" => d.cleanup_policy = v.to_string(),
+                "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse_num(key, v)?,
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval = Duration::from_millis(parse_num::<u64>(key, v)?.max(10))
                 }
@@ -285,8 +361,12 @@ impl BrokerConfig {
                 "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse_num(key, v)?,
                 "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse_num(key, v)?,
                 "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse_num(key, v)?,
-                _ => unknown.push(key.clone()),
+                _ => {
+                    unknown.push(key.clone());
+                    continue;
+                }
             }
+            self.explicit.insert(key.clone(), v.to_string());
         }
         Ok(unknown)
     }
@@ -370,5 +450,97 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "x").is_err());
         assert!(validate_topic_config("nope", "1").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+    }
+}
+
+/// Where a config's value comes from (Kafka's ConfigSource codes).
+pub mod source {
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// One config as DescribeConfigs and CreateTopics report it.
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: i8,
+    /// (name, value, source), most specific first.
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+impl BrokerConfig {
+    /// A topic's effective configs: its own, else the broker's.
+    pub fn topic_configs(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        TOPIC_CONFIGS
+            .iter()
+            .filter_map(|&key| {
+                let default = self.log_defaults.default_value(key)?;
+                let mut synonyms = Vec::new();
+                if let Some(v) = overrides.get(key) {
+                    synonyms.push((key.to_string(), v.clone(), source::DYNAMIC_TOPIC_CONFIG));
+                }
+                let names = TopicDefaults::synonyms(key);
+                for &n in names {
+                    if let Some(v) = self.explicit.get(n) {
+                        synonyms.push((n.to_string(), v.clone(), source::STATIC_BROKER_CONFIG));
+                    }
+                }
+                if let Some(&n) = names.first() {
+                    synonyms.push((n.to_string(), default.clone(), source::DEFAULT_CONFIG));
+                }
+                let (value, source) = match overrides.get(key) {
+                    Some(v) => (v.clone(), source::DYNAMIC_TOPIC_CONFIG),
+                    None if synonyms.iter().any(|s| s.2 == source::STATIC_BROKER_CONFIG) => {
+                        (default, source::STATIC_BROKER_CONFIG)
+                    }
+                    None => (default, source::DEFAULT_CONFIG),
+                };
+                Some(ConfigEntry { name: key.to_string(), value, source, synonyms })
+            })
+            .collect()
+    }
+
+    /// The broker's own settings, as DescribeConfigs reports them.
+    pub fn broker_configs(&self) -> Vec<ConfigEntry> {
+        let d = &self.log_defaults;
+        let mut all = vec![
+            ("node.id", self.node_id.to_string()),
+            ("log.dirs", self.data_dir.display().to_string()),
+            ("listeners", format!("PLAINTEXT://{}", self.listener)),
+            ("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertised.0, self.advertised.1)),
+            ("num.partitions", self.num_partitions.to_string()),
+            ("default.replication.factor", self.default_replication_factor.to_string()),
+            ("auto.create.topics.enable", self.auto_create_topics.to_string()),
+            ("socket.request.max.bytes", self.socket_request_max_bytes.to_string()),
+            ("log.segment.bytes", d.segment_bytes.to_string()),
+            ("log.roll.ms", d.segment_ms.to_string()),
+            ("log.retention.ms", d.retention_ms.to_string()),
+            ("log.retention.bytes", d.retention_bytes.to_string()),
+            ("log.index.interval.bytes", d.index_interval_bytes.to_string()),
+            ("message.max.bytes", d.message_max_bytes.to_string()),
+            ("log.message.timestamp.type", if d.log_append_time { "LogAppendTime" } else { "CreateTime" }.into()),
+            ("log.flush.interval.messages", d.flush_messages.to_string()),
+            ("log.flush.interval.ms", d.flush_ms.to_string()),
+            ("log.cleanup.policy", d.cleanup_policy.clone()),
+            ("log.retention.check.interval.ms", self.retention_check_interval.as_millis().to_string()),
+            ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
+        ];
+        all.sort();
+        all.into_iter()
+            .map(|(name, value)| {
+                let source = if self.explicit.contains_key(name) {
+                    source::STATIC_BROKER_CONFIG
+                } else {
+                    source::DEFAULT_CONFIG
+                };
+                ConfigEntry {
+                    name: name.to_string(),
+                    synonyms: vec![(name.to_string(), value.clone(), source)],
+                    value,
+                    source,
+                }
+            })
+            .collect()
     }
 }

@@ -32,6 +32,16 @@ pub struct Offsets {
     pub log_start: Cell<i64>,
     /// Log end offset; with one replica it is also the high watermark.
     pub end: Cell<i64>,
+    /// Bytes in the log's segments.
+    pub size: Cell<u64>,
+}
+
+impl Offsets {
+    fn update(&self, log: &Log) {
+        self.log_start.set(log.log_start_offset());
+        self.end.set(log.log_end_offset());
+        self.size.set(log.size_bytes());
+    }
 }
 
 enum Cmd {
@@ -53,8 +63,15 @@ enum Cmd {
         upto: i64,
         result: Result<(), String>,
     },
-    /// Periodic: `flush.ms` and retention.
+    /// Periodic: `flush.ms`, retention, producer-id expiry.
     Tick,
+    /// New topic configs, applied live.
+    SetConfig(sluice_storage::LogConfig),
+    /// DeleteRecords: move the log start offset.
+    DeleteRecords {
+        before: i64,
+        reply: flume::Sender<Result<i64, PartitionError>>,
+    },
     Close {
         delete: bool,
         reply: flume::Sender<()>,
@@ -91,16 +108,16 @@ impl Partition {
         let shard = shard::current();
         let config = shard.config.log_defaults.log_config(&meta.configs);
         let dir = tp.dir(&shard.config.data_dir);
-        let log = Log::open(&dir, config).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut log = Log::open(&dir, config).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let leader_epoch = meta.partitions[tp.partition as usize].leader_epoch;
+        log.set_leader_epoch(leader_epoch);
         let r = log.recovery();
         if r.truncated_bytes > 0 || (!r.clean_shutdown && log.log_end_offset() > 0) {
             tracing::info!(partition = %dir.display(), clean = r.clean_shutdown, truncated = r.truncated_bytes, "recovered");
         }
         let offsets = Rc::new(Offsets::default());
-        offsets.log_start.set(log.log_start_offset());
-        offsets.end.set(log.log_end_offset());
+        offsets.update(&log);
         let (tx, rx) = flume::unbounded();
-        let leader_epoch = meta.partitions[tp.partition as usize].leader_epoch;
         let p = Rc::new(Partition { leader_epoch, tx: tx.clone(), offsets, waiters: RefCell::new(Vec::new()) });
         let tick = flush_tick(&log).unwrap_or(Duration::MAX).min(shard.config.retention_check_interval);
         glommio::spawn_local(ticker(tx.clone(), tick)).detach();
@@ -145,6 +162,17 @@ impl Partition {
         }
     }
 
+    pub fn set_config(&self, config: sluice_storage::LogConfig) {
+        let _ = self.tx.send(Cmd::SetConfig(config));
+    }
+
+    /// Returns the new log start offset. `before == -1` means the high watermark.
+    pub async fn delete_records(&self, before: i64) -> Result<i64, PartitionError> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx.send(Cmd::DeleteRecords { before, reply }).map_err(|_| gone())?;
+        rx.recv_async().await.map_err(|_| gone())?
+    }
+
     pub async fn close(&self, delete: bool) {
         let (reply, rx) = flume::bounded(1);
         if self.tx.send(Cmd::Close { delete, reply }).is_ok() {
@@ -179,18 +207,29 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                     Ok(_) => {}
                     Err(e) => tracing::error!(%e, "retention failed"),
                 }
+                let expiry = shard::current().config.producer_id_expiration_ms;
+                log.producers_mut().expire(now_ms().saturating_sub(expiry));
                 if let Some(p) = partition.upgrade() {
-                    p.offsets.log_start.set(log.log_start_offset());
+                    p.offsets.update(&log);
                 }
             }
             continue;
         }
         match cmd {
             Cmd::Tick => {}
+            Cmd::SetConfig(config) => log.set_config(config),
+            Cmd::DeleteRecords { before, reply } => {
+                let before = if before == -1 { log.log_end_offset() } else { before };
+                let r = log.delete_records(before).await.map_err(storage_error);
+                if let Some(p) = partition.upgrade() {
+                    p.offsets.update(&log);
+                }
+                let _ = reply.send(r);
+            }
             Cmd::Append { batches, acks, reply } => {
                 let result = append_all(&mut log, batches).await;
                 if let Some(p) = partition.upgrade() {
-                    p.offsets.end.set(log.log_end_offset());
+                    p.offsets.update(&log);
                     p.wake_waiters();
                 }
                 match result {

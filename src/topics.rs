@@ -239,10 +239,7 @@ pub async fn create_topics(topics: Vec<NewTopic>, validate_only: bool) -> Vec<To
     if created.is_empty() {
         return results;
     }
-    table.version += 1;
-    table.reindex();
-    if let Err(e) = table.save(&config.data_dir) {
-        tracing::error!(%e, "saving topics failed");
+    if let Err(e) = commit(&mut table, &config.data_dir) {
         return results.into_iter().map(|_| Err((ResponseError::UnknownServerError, e.clone()))).collect();
     }
     let table = Arc::new(table);
@@ -323,10 +320,7 @@ pub async fn delete_topics(names: Vec<String>) -> Vec<Result<Arc<TopicMeta>, (Re
     if deleted.is_empty() {
         return results;
     }
-    table.version += 1;
-    table.reindex();
-    if let Err(e) = table.save(&shard.config.data_dir) {
-        tracing::error!(%e, "saving topics failed");
+    if let Err(e) = commit(&mut table, &shard.config.data_dir) {
         return results.into_iter().map(|_| Err((ResponseError::UnknownServerError, e.clone()))).collect();
     }
     // Hide the topics everywhere first, then drop their logs.
@@ -344,4 +338,179 @@ async fn broadcast(table: Arc<TopicTable>) {
         let t = table.clone();
         invoke_on(s, move || async move { shard::current().set_topics(t) }).await;
     }
+}
+
+/// CreatePartitions: grows topics to `count` partitions (on shard 0).
+pub async fn create_partitions(
+    requests: Vec<(String, i32)>,
+    validate_only: bool,
+) -> Vec<Result<(), (ResponseError, String)>> {
+    let shard = shard::current();
+    let _permit = controller_lock().await;
+    let mut table = (*shard.topics()).clone();
+    let mut extra = vec![0; shard.router.shards()];
+    let mut grown = Vec::new();
+    let mut results = Vec::new();
+    for (name, count) in requests {
+        let Some(meta) = table.topics.get(&name).cloned() else {
+            results.push(Err((ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))));
+            continue;
+        };
+        let current = meta.partitions.len() as i32;
+        if count <= current || count > 100_000 {
+            let msg = if count == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+            };
+            results.push(Err((ResponseError::InvalidPartitions, msg)));
+            continue;
+        }
+        if !validate_only {
+            let places = table.place((count - current) as usize, shard.config.cores, &mut extra);
+            let mut meta = (*meta).clone();
+            meta.partitions.extend(places.into_iter().map(|shard| PartitionMeta { shard, leader_epoch: 0 }));
+            let meta = Arc::new(meta);
+            table.topics.insert(name, meta.clone());
+            grown.push(meta);
+        }
+        results.push(Ok(()));
+    }
+    if grown.is_empty() {
+        return results;
+    }
+    if let Err(e) = commit(&mut table, &shard.config.data_dir) {
+        return results.into_iter().map(|_| Err((ResponseError::UnknownServerError, e.clone()))).collect();
+    }
+    for s in 0..shard.router.shards() {
+        let topics = grown.clone();
+        if let Err(e) = invoke_on(s, move || async move { crate::partition::open_owned(&topics).await }).await {
+            tracing::error!(shard = s, %e, "opening new partitions failed");
+        }
+    }
+    broadcast(Arc::new(table)).await;
+    results
+}
+
+/// A change to one topic config (AlterConfigs replaces all of them).
+#[derive(Clone, Debug)]
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+/// Alters topic configs, applied live to the topics' partitions (shard 0).
+/// `replace`: the ops are the topic's whole new config (AlterConfigs).
+pub async fn alter_configs(
+    changes: Vec<(String, Vec<ConfigOp>, bool)>,
+    validate_only: bool,
+) -> Vec<Result<(), (ResponseError, String)>> {
+    let shard = shard::current();
+    let _permit = controller_lock().await;
+    let mut table = (*shard.topics()).clone();
+    let mut changed = Vec::new();
+    let mut results = Vec::new();
+    for (name, ops, replace) in changes {
+        let Some(meta) = table.topics.get(&name).cloned() else {
+            results.push(Err((ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))));
+            continue;
+        };
+        match apply_ops(&meta.configs, &ops, replace, &shard.config) {
+            Err(e) => results.push(Err((ResponseError::InvalidConfig, e))),
+            Ok(configs) => {
+                if !validate_only && configs != meta.configs {
+                    let mut m = (*meta).clone();
+                    m.configs = configs;
+                    let m = Arc::new(m);
+                    table.topics.insert(name, m.clone());
+                    changed.push(m);
+                }
+                results.push(Ok(()));
+            }
+        }
+    }
+    if changed.is_empty() {
+        return results;
+    }
+    if let Err(e) = commit(&mut table, &shard.config.data_dir) {
+        return results.into_iter().map(|_| Err((ResponseError::UnknownServerError, e.clone()))).collect();
+    }
+    broadcast(Arc::new(table)).await;
+    for s in 0..shard.router.shards() {
+        let topics = changed.clone();
+        invoke_on(s, move || async move {
+            let shard = shard::current();
+            for t in &topics {
+                let config = shard.config.log_defaults.log_config(&t.configs);
+                for i in 0..t.partitions.len() {
+                    if let Some(p) = shard.partition(&TopicPartition::new(&t.name, i as i32)) {
+                        p.set_config(config.clone());
+                    }
+                }
+            }
+        })
+        .await;
+    }
+    results
+}
+
+fn apply_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[ConfigOp],
+    replace: bool,
+    config: &BrokerConfig,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut configs = if replace { BTreeMap::new() } else { current.clone() };
+    let list = |key: &str, configs: &BTreeMap<String, String>| -> Result<Vec<String>, String> {
+        if crate::config::TopicDefaults::config_type(key) != 7 {
+            return Err(format!("{key} is not a list: APPEND and SUBTRACT apply only to lists"));
+        }
+        let v = configs.get(key).cloned().or_else(|| config.log_defaults.default_value(key)).unwrap_or_default();
+        Ok(v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    };
+    for op in ops {
+        match op {
+            ConfigOp::Set(k, v) => {
+                validate_topic_config(k, v)?;
+                configs.insert(k.clone(), v.clone());
+            }
+            ConfigOp::Delete(k) => {
+                if !crate::config::TOPIC_CONFIGS.contains(&k.as_str()) {
+                    return Err(format!("unknown topic config {k}"));
+                }
+                configs.remove(k);
+            }
+            ConfigOp::Append(k, v) => {
+                let mut items = list(k, &configs)?;
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if !items.iter().any(|i| i == item) {
+                        items.push(item.to_string());
+                    }
+                }
+                let joined = items.join(",");
+                validate_topic_config(k, &joined)?;
+                configs.insert(k.clone(), joined);
+            }
+            ConfigOp::Subtract(k, v) => {
+                let drop: Vec<&str> = v.split(',').map(str::trim).collect();
+                let items: Vec<String> =
+                    list(k, &configs)?.into_iter().filter(|i| !drop.contains(&i.as_str())).collect();
+                let joined = items.join(",");
+                if !joined.is_empty() {
+                    validate_topic_config(k, &joined)?;
+                }
+                configs.insert(k.clone(), joined);
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// Bumps the version and writes the table durably.
+fn commit(table: &mut TopicTable, data_dir: &Path) -> Result<(), String> {
+    table.version += 1;
+    table.reindex();
+    table.save(data_dir).inspect_err(|e| tracing::error!(%e, "saving topics failed"))
 }

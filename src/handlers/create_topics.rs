@@ -6,15 +6,10 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::respond;
-use crate::config::TOPIC_CONFIGS;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 use crate::shard::{self, invoke_on};
 use crate::topics::{self, NewTopic};
-
-/// Config source DEFAULT_CONFIG and TOPIC_CONFIG (DescribeConfigs' codes).
-const SOURCE_DEFAULT: i8 = 5;
-const SOURCE_TOPIC: i8 = 1;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: CreateTopicsRequest = decode_body(frame)?;
@@ -71,7 +66,6 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     for (i, r) in indexes.into_iter().zip(created) {
         results[i] = Some(r);
     }
-    let defaults = &shard.config.log_defaults;
     let v = frame.version;
     let topics = req
         .topics
@@ -81,19 +75,15 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             let base = CreatableTopicResult::default().with_name(t.name.clone());
             match r.expect("every topic has a result") {
                 Ok(meta) => {
-                    let configs = TOPIC_CONFIGS
-                        .iter()
-                        .filter_map(|&k| {
-                            let (value, source) = match meta.configs.get(k) {
-                                Some(v) => (v.clone(), SOURCE_TOPIC),
-                                None => (defaults.default_value(k)?, SOURCE_DEFAULT),
-                            };
-                            Some(
-                                CreatableTopicConfigs::default()
-                                    .with_name(StrBytes::from_static_str(k))
-                                    .with_value(Some(StrBytes::from_string(value)))
-                                    .with_config_source(source),
-                            )
+                    let configs = shard
+                        .config
+                        .topic_configs(&meta.configs)
+                        .into_iter()
+                        .map(|e| {
+                            CreatableTopicConfigs::default()
+                                .with_name(StrBytes::from_string(e.name))
+                                .with_value(Some(StrBytes::from_string(e.value)))
+                                .with_config_source(e.source)
                         })
                         .collect();
                     let base = if v >= 7 { base.with_topic_id(meta.id) } else { base };

@@ -1,12 +1,19 @@
 //! One file per Kafka API. `handle` routes a decoded frame to its handler;
 //! `API_VERSIONS` is what ApiVersions advertises and what is accepted.
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -14,10 +21,19 @@ mod list_offsets;
 mod metadata;
 mod offset_commit;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::rc::Rc;
+
+use kafka_protocol::error::ResponseError;
+
+use crate::partition::Partition;
+use crate::shard::{self, invoke_on};
+use crate::topics::TopicPartition;
 
 use kafka_protocol::messages::ApiKey;
 
@@ -44,6 +60,14 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// Whether requests of this version are decoded and served.
@@ -69,6 +93,14 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::LeaveGroup => leave_group::handle(&frame).await.map(Some),
         ApiKey::OffsetCommit => offset_commit::handle(&frame).await.map(Some),
         ApiKey::OffsetFetch => offset_fetch::handle(&frame).await.map(Some),
+        ApiKey::DeleteRecords => delete_records::handle(&frame).await.map(Some),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&frame).await.map(Some),
+        ApiKey::DescribeConfigs => describe_configs::handle(&frame).await.map(Some),
+        ApiKey::AlterConfigs => alter_configs::handle(&frame).await.map(Some),
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(&frame).await.map(Some),
+        ApiKey::CreatePartitions => create_partitions::handle(&frame).await.map(Some),
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(&frame).await.map(Some),
+        ApiKey::DescribeCluster => describe_cluster::handle(&frame).await.map(Some),
         other => Err(Close::Protocol(format!("{other:?} is not served"))),
     }
 }
@@ -81,6 +113,51 @@ pub async fn join_all<T: 'static>(futs: Vec<impl Future<Output = T> + 'static>) 
         out.push(t.await);
     }
     out
+}
+
+/// Runs `f(partition, arg)` for every partition on the shard that owns it,
+/// all owners at once; results come back in input order. A partition that
+/// does not exist gets UNKNOWN_TOPIC_OR_PARTITION.
+pub async fn per_partition<A, T, F, Fut>(items: Vec<(TopicPartition, A)>, f: F) -> Vec<Result<T, ResponseError>>
+where
+    A: Send + 'static,
+    T: Send + 'static,
+    F: Fn(Rc<Partition>, A) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<T, ResponseError>> + 'static,
+{
+    let table = shard::current().topics();
+    let mut out: Vec<Option<Result<T, ResponseError>>> = Vec::with_capacity(items.len());
+    let mut by_owner: BTreeMap<usize, Vec<(usize, TopicPartition, A)>> = BTreeMap::new();
+    for (i, (tp, arg)) in items.into_iter().enumerate() {
+        match table.owner(&tp.topic, tp.partition) {
+            Some(owner) => {
+                by_owner.entry(owner).or_default().push((i, tp, arg));
+                out.push(None);
+            }
+            None => out.push(Some(Err(ResponseError::UnknownTopicOrPartition))),
+        }
+    }
+    let calls = by_owner.into_iter().map(|(owner, work)| {
+        let f = f.clone();
+        invoke_on(owner, move || async move {
+            let shard = shard::current();
+            let mut done = Vec::with_capacity(work.len());
+            for (i, tp, arg) in work {
+                let r = match shard.partition(&tp) {
+                    Some(p) => f(p, arg).await,
+                    None => Err(ResponseError::NotLeaderOrFollower),
+                };
+                done.push((i, r));
+            }
+            done
+        })
+    });
+    for done in join_all(calls.collect()).await {
+        for (i, r) in done {
+            out[i] = Some(r);
+        }
+    }
+    out.into_iter().map(|r| r.expect("every partition answered")).collect()
 }
 
 fn encode_err(e: anyhow::Error) -> Close {

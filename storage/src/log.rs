@@ -117,6 +117,8 @@ pub struct Log {
     last_flush: Instant,
     producers: ProducerState,
     recovery: Recovery,
+    /// Stamped into every appended batch's partitionLeaderEpoch (-1: leave).
+    leader_epoch: i32,
 }
 
 impl Log {
@@ -170,6 +172,7 @@ impl Log {
             last_flush: Instant::now(),
             producers: ProducerState::default(),
             recovery,
+            leader_epoch: -1,
         };
         log.load_producer_state(&snapshots).await?;
         remove_if_exists(&dir.join(CLEAN_SHUTDOWN)).await?;
@@ -226,6 +229,11 @@ impl Log {
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
     }
+    /// The partition leader epoch written into batches appended from now on.
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
     }
@@ -282,6 +290,9 @@ impl Log {
         }
         let base_offset = self.log_end_offset();
         batch::set_base_offset(&mut bytes, base_offset);
+        if self.leader_epoch >= 0 {
+            batch::set_leader_epoch(&mut bytes, self.leader_epoch);
+        }
         let log_append_time = self.config.log_append_time.then(|| {
             batch::set_log_append_time(&mut bytes, now_ms);
             now_ms

@@ -192,6 +192,7 @@ fn bad_batches_are_refused_and_log_append_time_is_stamped() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig { log_append_time: true, max_batch_bytes: 2000, ..small_config() };
         let mut log = Log::open(dir.path(), cfg).await.unwrap();
+        log.set_leader_epoch(3);
         let mut bad = batch(2, 10, 0);
         let n = bad.len();
         bad[n - 1] ^= 0xff;
@@ -203,6 +204,7 @@ fn bad_batches_are_refused_and_log_append_time_is_stamped() {
         let h = sluice_storage::batch::validate(&data).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 123_456);
+        assert_eq!(h.leader_epoch, 3);
         assert_eq!(log.log_end_offset(), 2);
     });
 }
