@@ -9,6 +9,7 @@ mod partition;
 mod producer_ids;
 mod server;
 mod shard;
+mod sysinfo;
 mod topics;
 
 use std::path::PathBuf;

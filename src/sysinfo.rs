@@ -62,7 +62,7 @@ fn cores(shards: usize) {
 }
 
 /// The CPUs this process may run on (its affinity mask).
-fn allowed_cpus() -> Vec<usize> {
+pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
     // writes at most size_of::<cpu_set_t>() bytes into it.
     unsafe {

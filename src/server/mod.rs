@@ -18,6 +18,7 @@ use crate::shard::{self, Router, Shard};
 use crate::topics::TopicTable;
 
 pub fn run(config: BrokerConfig) -> Result<(), String> {
+    crate::sysinfo::report(&config.data_dir, config.cores)?;
     let data_dir = &config.data_dir.clone();
     std::fs::create_dir_all(data_dir).map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
     let _lock = DataDirLock::acquire(data_dir)?;
@@ -59,9 +60,14 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     });
     let inboxes = Arc::new(Mutex::new(inboxes.into_iter().map(Some).collect::<Vec<_>>()));
     let next_id = Arc::new(AtomicUsize::new(0));
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let placement =
-        if cores <= available { PoolPlacement::MaxSpread(cores, None) } else { PoolPlacement::Unbound(cores) };
+    // Pin to the CPUs this process may use (systemd CPUAffinity=, taskset,
+    // a container's cpuset), one shard per CPU while there are enough.
+    let allowed = crate::sysinfo::allowed_cpus();
+    let cpus = glommio::CpuSet::online().map(|s| s.filter(|l| allowed.contains(&l.cpu)));
+    let placement = match cpus {
+        Ok(set) if cores <= set.len() => PoolPlacement::MaxSpread(cores, Some(set)),
+        _ => PoolPlacement::Unbound(cores),
+    };
     let pool = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
         .on_all_shards(move || {
