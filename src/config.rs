@@ -390,6 +390,10 @@ pub fn env_settings() -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::env::vars()
         .filter_map(|(k, v)| {
             let rest = k.strip_prefix("SLUICE_")?;
+            // The test suite's own knobs are not broker settings.
+            if rest.starts_with("TEST_") {
+                return None;
+            }
             // Flags read these themselves.
             if matches!(rest, "DATA_DIR" | "LISTENERS" | "ADVERTISED_LISTENERS" | "CORES" | "CONFIG" | "LOG") {
                 return None;

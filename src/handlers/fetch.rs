@@ -196,7 +196,11 @@ async fn read_local(items: Vec<(usize, TopicPartition, i64, usize)>) -> Vec<(usi
         let mut r = PartResult { error: None, high_watermark, log_start_offset, records: Records::None };
         match read {
             Ok(None) => {}
-            Ok(Some(slice)) if slice.in_active_segment => r.records = Records::File(slice.shared()),
+            // A file range must fit the encoder's placeholder; a larger first
+            // batch (a topic with a huge max.message.bytes) goes as bytes.
+            Ok(Some(slice)) if slice.in_active_segment && slice.len <= MAX_FILE_CHUNK => {
+                r.records = Records::File(slice.shared())
+            }
             Ok(Some(slice)) => match slice.read().await {
                 Ok(bytes) => r.records = Records::Bytes(Bytes::copy_from_slice(&bytes)),
                 Err(e) => {

@@ -24,7 +24,15 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         Some(t) if t.is_empty() && frame.version == 0 => None,
-        Some(t) => Some(t.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()),
+        // A topic id, when given, names the topic (Java sends "" as the name).
+        Some(t) => Some(
+            t.into_iter()
+                .map(|t| {
+                    let name = if t.topic_id.is_nil() { t.name.map(|n| n.0.to_string()) } else { None };
+                    (name, t.topic_id)
+                })
+                .collect(),
+        ),
     };
     let auto_create = config.auto_create_topics && (frame.version < 4 || req.allow_auto_topic_creation);
     if let (Some(w), true) = (&wanted, auto_create) {

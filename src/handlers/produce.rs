@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use sluice_storage::batch::BatchPrefix;
 
 use super::{join_all, respond};
@@ -23,6 +24,23 @@ use crate::topics::TopicPartition;
 type Slot = (usize, i32, Option<Result<ProduceOutcome, PartitionError>>);
 /// Work for one owner shard: slot, partition, batches.
 type OwnerWork = Vec<(usize, TopicPartition, Vec<Vec<u8>>)>;
+
+/// Compacted topics need a key on every record (Kafka's LogValidator);
+/// compressed batches are decompressed to check.
+fn check_keys(batches: &[Vec<u8>], tp: &str) -> Result<(), PartitionError> {
+    for b in batches {
+        let mut buf = Bytes::copy_from_slice(b);
+        let set = RecordBatchDecoder::decode(&mut buf)
+            .map_err(|e| (ResponseError::CorruptMessage, format!("undecodable record batch: {e}")))?;
+        if set.records.iter().any(|r| r.key.is_none()) {
+            return Err((
+                ResponseError::InvalidRecord,
+                format!("Compacted topic cannot accept message without key in topic partition {tp}."),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Splits a partition's records into whole v2 batches.
 fn split_batches(records: &Bytes) -> Result<Vec<Vec<u8>>, PartitionError> {
@@ -48,6 +66,10 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
     let shard = shard::current();
     let table = shard.topics();
     let acks = req.acks;
+    let compacted = |topic: &str| {
+        let policy = table.get(topic).and_then(|m| m.configs.get("cleanup.policy").cloned());
+        policy.unwrap_or_else(|| shard.config.log_defaults.cleanup_policy.clone()).contains("compact")
+    };
     // Slot per partition in request order; filled by errors or owners.
     let mut slots: Vec<Slot> = Vec::new();
     let mut by_owner: BTreeMap<usize, OwnerWork> = BTreeMap::new();
@@ -69,7 +91,12 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                     Some(Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{} does not exist", p.index))))
                 }
                 (None, Some(_), None) => Some(Err((ResponseError::CorruptMessage, "null records".into()))),
-                (None, Some(owner), Some(records)) => match split_batches(records) {
+                (None, Some(owner), Some(records)) => match split_batches(records).and_then(|b| {
+                    if compacted(name) {
+                        check_keys(&b, &format!("{name}-{}", p.index))?;
+                    }
+                    Ok(b)
+                }) {
                     Err(e) => Some(Err(e)),
                     Ok(batches) => {
                         by_owner.entry(owner).or_default().push((slot, TopicPartition::new(name, p.index), batches));

@@ -5,6 +5,9 @@
 //! Nothing is shared between tests: each `Broker` has its own port, data dir
 //! and log, so the tests of a file run in parallel. Every wait is bounded.
 //!
+//! The Java programs in tests/java/ are compiled with javac against the
+//! Java client's jars on first use (`java(...)`).
+//!
 //! The clients are installed by `scripts/test-deps.sh` under
 //! `$SLUICE_TEST_CACHE` (default `$HOME/.cache/sluice-test`); a missing client
 //! fails the test (it is never skipped).
@@ -17,6 +20,8 @@
 //! - `SLUICE_TEST_BROKER_BIN=PATH`: run this binary instead of the `sluice`
 //!   that cargo built (same command line).
 //! - `SLUICE_TEST_KEEP=1`: keep each broker's temp dir (data and log).
+//! - `SLUICE_TEST_JAVA_LOG=info|debug|...`: the Java client's log level
+//!   (stderr; default warn).
 #![allow(dead_code)]
 
 pub mod json;
@@ -477,6 +482,99 @@ fn python_cmd(script: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Where scripts/test-deps.sh put kafka-clients and its run-time jars.
+pub fn java_jars() -> PathBuf {
+    let dir = cache_dir().join("jars");
+    if !dir.join("kafka-clients-4.3.0.jar").exists() {
+        missing("the Java client (kafka-clients-4.3.0.jar)", &dir.join("kafka-clients-4.3.0.jar"));
+    }
+    dir
+}
+
+/// The Java test programs' sources (and their log4j2.properties).
+pub fn java_sources() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("java")
+}
+
+/// tests/java compiled (javac, no build tool) into a directory under cargo's
+/// target tmpdir named by a hash of the sources and jars, so it is compiled
+/// once per change and shared by every test; built in a temp dir and renamed
+/// into place, so concurrent test processes never see half a build.
+pub fn java_classes() -> PathBuf {
+    static CLASSES: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLASSES.get_or_init(compile_java).clone()
+}
+
+fn compile_java() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let src = java_sources();
+    let jars = java_jars();
+    let javac = find_in_path("javac").unwrap_or_else(|| missing("javac (a JDK 17 or newer)", Path::new("$PATH")));
+    let mut files: Vec<PathBuf> = fs::read_dir(&src)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", src.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "java" || x == "properties"))
+        .collect();
+    files.sort();
+    let mut jar_names: Vec<String> = fs::read_dir(&jars)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", jars.display()))
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".jar"))
+        .collect();
+    jar_names.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in &files {
+        f.file_name().hash(&mut h);
+        fs::read(f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display())).hash(&mut h);
+    }
+    jar_names.hash(&mut h);
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sluice-java");
+    let out = root.join(format!("{:016x}", h.finish()));
+    if out.join(".complete").exists() {
+        return out;
+    }
+    fs::create_dir_all(&root).unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
+    let tmp = tempfile::Builder::new().prefix("build-").tempdir_in(&root).expect("a temp dir for javac");
+    let sources: Vec<&PathBuf> = files.iter().filter(|p| p.extension().is_some_and(|x| x == "java")).collect();
+    let mut cmd = Command::new(javac);
+    cmd.args(["-Xlint:all", "--release", "17", "-encoding", "UTF-8", "-d"])
+        .arg(tmp.path())
+        .arg("-cp")
+        .arg(jars.join("*"))
+        .args(&sources);
+    let out_javac = run(cmd, None, CLIENT_TIMEOUT, "javac tests/java/*.java");
+    expect_success(&out_javac, "javac tests/java/*.java");
+    for f in files.iter().filter(|p| p.extension().is_some_and(|x| x == "properties")) {
+        fs::copy(f, tmp.path().join(f.file_name().expect("file name"))).expect("copying a resource");
+    }
+    fs::write(tmp.path().join(".complete"), b"").expect("writing the build marker");
+    let built = tmp.keep();
+    if fs::rename(&built, &out).is_err() {
+        // Another test process finished the same build first.
+        let _ = fs::remove_dir_all(&built);
+        assert!(out.join(".complete").exists(), "could not move the Java build into {}", out.display());
+    }
+    out
+}
+
+fn java_cmd(class: &str, args: &[&str]) -> Command {
+    let classes = java_classes();
+    let java = find_in_path("java").unwrap_or_else(|| missing("java (a JDK 17 or newer)", Path::new("$PATH")));
+    let mut cp = std::ffi::OsString::from(classes.as_os_str());
+    cp.push(":");
+    cp.push(java_jars().join("*"));
+    let level = std::env::var("SLUICE_TEST_JAVA_LOG").unwrap_or_else(|_| "warn".into());
+    let mut cmd = Command::new(java);
+    // Small, quick-starting JVMs: several run at once on a 2-core machine.
+    cmd.args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m"])
+        .arg(format!("-Dsluice.log.level={level}"))
+        .arg("-cp")
+        .arg(cp)
+        .arg(class)
+        .args(args);
+    cmd
+}
+
 fn node_cmd(script: &str, args: &[&str]) -> Command {
     let nm = node_modules();
     let mut cmd = Command::new("node");
@@ -487,6 +585,12 @@ fn node_cmd(script: &str, args: &[&str]) -> Command {
 /// Runs `tests/clients/<script>` with the test venv's python.
 pub fn python(script: &str, args: &[&str]) -> Output {
     run(python_cmd(script, args), None, CLIENT_TIMEOUT, &format!("python {script} {}", args.join(" ")))
+}
+
+/// Runs `tests/java/<class>.java` (compiled on first use, see `java_classes`)
+/// with the Java client's jars on the classpath.
+pub fn java(class: &str, args: &[&str]) -> Output {
+    run(java_cmd(class, args), None, CLIENT_TIMEOUT, &format!("java {class} {}", args.join(" ")))
 }
 
 /// Runs `tests/clients/<script>` with node, NODE_PATH at the cached node_modules.
@@ -512,6 +616,17 @@ pub fn python_json(script: &str, args: &[&str]) -> Json {
 pub fn node_json(script: &str, args: &[&str]) -> Json {
     let out = node(script, args);
     json_result(&out, &format!("node {script} {}", args.join(" ")))
+}
+
+/// `java(...)`, which must exit 0; its stdout parsed as JSON.
+pub fn java_json(class: &str, args: &[&str]) -> Json {
+    let out = java(class, args);
+    json_result(&out, &format!("java {class} {}", args.join(" ")))
+}
+
+/// Starts a Java program in the background (see `RunningClient`).
+pub fn spawn_java(class: &str, args: &[&str]) -> RunningClient {
+    RunningClient::spawn(java_cmd(class, args), None, CLIENT_TIMEOUT, &format!("java {class} {}", args.join(" ")))
 }
 
 /// Starts a python client in the background (see `RunningClient`).
