@@ -17,7 +17,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_storage::SharedSlice;
 
-use super::{encode_err, join_all};
+use super::{encode_err, per_partition};
+use crate::partition::Partition;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::{encode, file_placeholder, Response, MAX_FILE_CHUNK};
 use crate::shard::{self, invoke_on};
@@ -164,58 +165,52 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     encode(frame, &resp, files).map_err(encode_err)
 }
 
-/// Reads every partition on its owner, all owners at once.
+/// Reads every partition on its owner, all at once.
 async fn read_all(wants: &[Want]) -> Vec<PartResult> {
-    let mut results: Vec<Option<PartResult>> = wants.iter().map(|w| w.error.map(PartResult::error)).collect();
-    let mut by_owner: BTreeMap<usize, Vec<(usize, TopicPartition, i64, usize)>> = BTreeMap::new();
-    for (i, w) in wants.iter().enumerate() {
-        if let (Some(owner), Some(tp)) = (w.owner, &w.tp) {
-            by_owner.entry(owner).or_default().push((i, tp.clone(), w.offset, w.max_bytes));
-        }
-    }
-    let calls = by_owner.into_iter().map(|(owner, items)| invoke_on(owner, move || read_local(items)));
-    for batch in join_all(calls.collect()).await {
-        for (i, r) in batch {
-            results[i] = Some(r);
-        }
-    }
-    results.into_iter().map(|r| r.expect("every partition read")).collect()
+    let items: Vec<_> = wants
+        .iter()
+        .filter(|w| w.error.is_none())
+        .filter_map(|w| Some((w.tp.clone()?, (w.offset, w.max_bytes))))
+        .collect();
+    let mut read =
+        per_partition(items, |p, (offset, max_bytes)| async move { Ok(read_one(&p, offset, max_bytes).await) })
+            .await
+            .into_iter();
+    wants
+        .iter()
+        .map(|w| match w.error {
+            Some(e) => PartResult::error(e),
+            None if w.tp.is_none() => PartResult::error(ResponseError::UnknownTopicOrPartition),
+            None => read.next().expect("a read per partition").unwrap_or_else(PartResult::error),
+        })
+        .collect()
 }
 
-/// On the owning shard: read each partition.
-async fn read_local(items: Vec<(usize, TopicPartition, i64, usize)>) -> Vec<(usize, PartResult)> {
-    let shard = shard::current();
-    let mut out = Vec::with_capacity(items.len());
-    for (i, tp, offset, max_bytes) in items {
-        let Some(p) = shard.partition(&tp) else {
-            out.push((i, PartResult::error(ResponseError::NotLeaderOrFollower)));
-            continue;
-        };
-        let read = p.read(offset, max_bytes).await;
-        let (high_watermark, log_start_offset) = (p.offsets.end.get(), p.offsets.log_start.get());
-        let mut r = PartResult { error: None, high_watermark, log_start_offset, records: Records::None };
-        match read {
-            Ok(None) => {}
-            // A file range must fit the encoder's placeholder; a larger first
-            // batch (a topic with a huge max.message.bytes) goes as bytes.
-            Ok(Some(slice)) if slice.in_active_segment && slice.len <= MAX_FILE_CHUNK => {
-                r.records = Records::File(slice.shared())
-            }
-            Ok(Some(slice)) => match slice.read().await {
-                Ok(bytes) => r.records = Records::Bytes(Bytes::copy_from_slice(&bytes)),
-                Err(e) => {
-                    tracing::error!(%e, "fetch read failed");
-                    r.error = Some(ResponseError::KafkaStorageError);
-                }
-            },
-            Err((code, msg)) => {
-                tracing::debug!(partition = %tp.partition, ?code, %msg, "fetch refused");
-                r.error = Some(code);
-            }
+/// On the owning shard: read one partition.
+async fn read_one(p: &Partition, offset: i64, max_bytes: usize) -> PartResult {
+    let read = p.read(offset, max_bytes).await;
+    let (high_watermark, log_start_offset) = (p.offsets.end.get(), p.offsets.log_start.get());
+    let mut r = PartResult { error: None, high_watermark, log_start_offset, records: Records::None };
+    match read {
+        Ok(None) => {}
+        // A file range must fit the encoder's placeholder; a larger first
+        // batch (a topic with a huge max.message.bytes) goes as bytes.
+        Ok(Some(slice)) if slice.in_active_segment && slice.len <= MAX_FILE_CHUNK => {
+            r.records = Records::File(slice.shared())
         }
-        out.push((i, r));
+        Ok(Some(slice)) => match slice.read().await {
+            Ok(bytes) => r.records = Records::Bytes(Bytes::copy_from_slice(&bytes)),
+            Err(e) => {
+                tracing::error!(%e, "fetch read failed");
+                r.error = Some(ResponseError::KafkaStorageError);
+            }
+        },
+        Err((code, msg)) => {
+            tracing::debug!(?code, %msg, "fetch refused");
+            r.error = Some(code);
+        }
     }
-    out
+    r
 }
 
 /// Waits until any wanted partition gets data past its fetch offset, or the

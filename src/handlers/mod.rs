@@ -116,7 +116,7 @@ pub async fn join_all<T: 'static>(futs: Vec<impl Future<Output = T> + 'static>) 
 }
 
 /// Runs `f(partition, arg)` for every partition on the shard that owns it,
-/// all owners at once; results come back in input order. A partition that
+/// all partitions at once; results come back in input order. A partition that
 /// does not exist gets UNKNOWN_TOPIC_OR_PARTITION.
 pub async fn per_partition<A, T, F, Fut>(items: Vec<(TopicPartition, A)>, f: F) -> Vec<Result<T, ResponseError>>
 where
@@ -141,15 +141,17 @@ where
         let f = f.clone();
         invoke_on(owner, move || async move {
             let shard = shard::current();
-            let mut done = Vec::with_capacity(work.len());
-            for (i, tp, arg) in work {
-                let r = match shard.partition(&tp) {
-                    Some(p) => f(p, arg).await,
-                    None => Err(ResponseError::NotLeaderOrFollower),
-                };
-                done.push((i, r));
-            }
-            done
+            let each = work.into_iter().map(|(i, tp, arg)| {
+                let (part, f) = (shard.partition(&tp), f.clone());
+                async move {
+                    let r = match part {
+                        Some(p) => f(p, arg).await,
+                        None => Err(ResponseError::NotLeaderOrFollower),
+                    };
+                    (i, r)
+                }
+            });
+            join_all(each.collect()).await
         })
     });
     for done in join_all(calls.collect()).await {

@@ -3,8 +3,6 @@
 //! `acks=-1` the owner answers after the batch is flushed; with `acks=0`
 //! there is no response at all.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -13,17 +11,15 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use sluice_storage::batch::BatchPrefix;
 
-use super::{join_all, respond};
+use super::{per_partition, respond};
 use crate::partition::{PartitionError, ProduceOutcome};
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
-use crate::shard::{self, invoke_on};
+use crate::shard;
 use crate::topics::TopicPartition;
 
 /// A partition's place in the response: topic index, partition, outcome.
 type Slot = (usize, i32, Option<Result<ProduceOutcome, PartitionError>>);
-/// Work for one owner shard: slot, partition, batches.
-type OwnerWork = Vec<(usize, TopicPartition, Vec<Vec<u8>>)>;
 
 /// Compacted topics need a key on every record (Kafka's LogValidator);
 /// compressed batches are decompressed to check.
@@ -72,7 +68,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
     };
     // Slot per partition in request order; filled by errors or owners.
     let mut slots: Vec<Slot> = Vec::new();
-    let mut by_owner: BTreeMap<usize, OwnerWork> = BTreeMap::new();
+    let mut work: Vec<(usize, TopicPartition, Vec<Vec<u8>>)> = Vec::new();
     for (ti, t) in req.topic_data.iter().enumerate() {
         let name = t.name.0.as_str();
         for p in &t.partition_data {
@@ -91,7 +87,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                     Some(Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{} does not exist", p.index))))
                 }
                 (None, Some(_), None) => Some(Err((ResponseError::CorruptMessage, "null records".into()))),
-                (None, Some(owner), Some(records)) => match split_batches(records).and_then(|b| {
+                (None, Some(_), Some(records)) => match split_batches(records).and_then(|b| {
                     if compacted(name) {
                         check_keys(&b, &format!("{name}-{}", p.index))?;
                     }
@@ -99,7 +95,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                 }) {
                     Err(e) => Some(Err(e)),
                     Ok(batches) => {
-                        by_owner.entry(owner).or_default().push((slot, TopicPartition::new(name, p.index), batches));
+                        work.push((slot, TopicPartition::new(name, p.index), batches));
                         None
                     }
                 },
@@ -107,26 +103,11 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
             slots.push((ti, p.index, r));
         }
     }
-    let calls = by_owner.into_iter().map(|(owner, items)| {
-        invoke_on(owner, move || async move {
-            let shard = shard::current();
-            let appends = items.into_iter().map(|(slot, tp, batches)| {
-                let part = shard.partition(&tp);
-                async move {
-                    let r = match part {
-                        Some(p) => p.append(batches, acks).await,
-                        None => Err((ResponseError::NotLeaderOrFollower, "partition is not open here".into())),
-                    };
-                    (slot, r)
-                }
-            });
-            join_all(appends.collect()).await
-        })
-    });
-    for results in join_all(calls.collect()).await {
-        for (slot, r) in results {
-            slots[slot].2 = Some(r);
-        }
+    let (slot_of, items): (Vec<usize>, Vec<_>) =
+        work.into_iter().map(|(slot, tp, batches)| (slot, (tp, batches))).unzip();
+    let done = per_partition(items, move |p, batches| async move { Ok(p.append(batches, acks).await) }).await;
+    for (slot, r) in slot_of.into_iter().zip(done) {
+        slots[slot].2 = Some(r.unwrap_or_else(|code| Err((code, "partition is not open here".into()))));
     }
     if acks == 0 {
         return Ok(None);
