@@ -456,3 +456,20 @@ fn spark_executor_style_consumer_reads_exactly_the_listed_ranges() {
         .collect();
     assert_round_trip("Java executor read of a middle range", &want, &recs);
 }
+
+// ---------------------------------------------------------------------------
+// Consumer-group administration, and committed offsets across kill -9
+
+#[test]
+fn java_admin_manages_groups_and_their_offsets_survive_kill9() {
+    let mut broker =
+        Broker::start_with(&["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=1000"], 2);
+    let topic = unique_name("java-groups");
+    let boot = broker.bootstrap();
+    let out = java("GroupAdminCheck", &["before", &boot, &topic]);
+    expect_checks_passed(&out, "GroupAdminCheck before");
+    broker.kill9();
+    broker.restart();
+    let out = java("GroupAdminCheck", &["after", &boot, &topic]);
+    expect_checks_passed(&out, "GroupAdminCheck after kill -9 and restart");
+}
