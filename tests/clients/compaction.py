@@ -2,6 +2,7 @@
 
 Usage:
   compaction.py create  BOOTSTRAP TOPIC [CONFIG=VALUE ...]
+  compaction.py alter   BOOTSTRAP TOPIC CONFIG=VALUE ...   (IncrementalAlterConfigs SET)
   compaction.py produce BOOTSTRAP TOPIC --count N --keys K [--tombstone-every T] [--compression C]
   compaction.py sentinel BOOTSTRAP TOPIC
   compaction.py consume BOOTSTRAP TOPIC [--start OFFSET] [--timeout S]
@@ -20,7 +21,8 @@ sys.dont_write_bytecode = True
 from _records import emit, log, run_main  # noqa: E402
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import (  # noqa: E402
+    AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType)
 
 CLIENT_ID = "sluice-test-compaction"
 
@@ -33,6 +35,16 @@ def cmd_create(a):
     for f in futs.values():
         f.result(timeout=60)
     emit({"created": a.topic, "configs": configs})
+
+
+def cmd_alter(a):
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+               for k, v in (kv.split("=", 1) for kv in a.configs)]
+    admin = AdminClient({"bootstrap.servers": a.bootstrap, "client.id": CLIENT_ID})
+    res = ConfigResource(ResourceType.TOPIC, a.topic, incremental_configs=entries)
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(timeout=60)
+    emit({"altered": a.topic})
 
 
 def producer(a):
@@ -126,6 +138,10 @@ def main():
     s.add_argument("bootstrap")
     s.add_argument("topic")
     s.add_argument("configs", nargs="*")
+    s = sub.add_parser("alter")
+    s.add_argument("bootstrap")
+    s.add_argument("topic")
+    s.add_argument("configs", nargs="+")
     s = sub.add_parser("produce")
     s.add_argument("bootstrap")
     s.add_argument("topic")
@@ -142,7 +158,7 @@ def main():
     s.add_argument("--start", type=int)
     s.add_argument("--timeout", type=float, default=60)
     a = ap.parse_args()
-    {"create": cmd_create, "produce": cmd_produce, "sentinel": cmd_sentinel, "consume": cmd_consume}[a.cmd](a)
+    {"create": cmd_create, "alter": cmd_alter, "produce": cmd_produce, "sentinel": cmd_sentinel, "consume": cmd_consume}[a.cmd](a)
 
 
 if __name__ == "__main__":
