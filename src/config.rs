@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_storage::{FlushPolicy, LogConfig};
+use sluice_storage::{CompactionConfig, FlushPolicy, LogConfig};
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -52,6 +52,14 @@ pub struct BrokerConfig {
     /// `group.consumer.heartbeat.interval.ms`: how often members heartbeat;
     /// new assignments reach them at this pace.
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// `log.cleaner.enable`: compact topics whose policy says so.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: how often each partition checks whether a
+    /// compaction pass is due.
+    pub cleaner_backoff: Duration,
+    /// `log.cleaner.dedupe.buffer.size`: memory for one pass's offset map
+    /// (24 bytes a key, as Kafka counts it).
+    pub cleaner_dedupe_buffer_size: u64,
 }
 
 /// Topic-level settings as broker defaults; a topic's own configs override.
@@ -67,6 +75,10 @@ pub struct TopicDefaults {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub cleanup_policy: String,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_ratio: f64,
 }
 
 impl Default for TopicDefaults {
@@ -82,6 +94,10 @@ impl Default for TopicDefaults {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             cleanup_policy: "delete".into(),
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_ratio: 0.5,
         }
     }
 }
@@ -143,7 +159,18 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
             _ => Err(format!("{key}={value}: expected CreateTime or LogAppendTime")),
         },
         "unclean.leader.election.enable" | "preallocate" => parse_bool(key, value).map(drop),
-        "min.cleanable.dirty.ratio" => parse_num::<f64>(key, value).map(drop),
+        "min.cleanable.dirty.ratio" => match parse_num::<f64>(key, value)? {
+            v if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => Err(format!("{key}={value}: must be between 0 and 1")),
+        },
+        "delete.retention.ms" | "min.compaction.lag.ms" => match parse_num::<i64>(key, value)? {
+            v if v >= 0 => Ok(()),
+            _ => Err(format!("{key}={value}: must not be negative")),
+        },
+        "max.compaction.lag.ms" => match parse_num::<i64>(key, value)? {
+            v if v >= 1 => Ok(()),
+            _ => Err(format!("{key}={value}: must be at least 1")),
+        },
         "compression.type" => match value {
             "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
             _ => Err(format!("{key}={value}: unknown compression type")),
@@ -165,6 +192,7 @@ impl TopicDefaults {
         let retention_bytes = get("retention.bytes").unwrap_or(self.retention_bytes);
         let flush_messages = get("flush.messages").unwrap_or(self.flush_messages);
         let flush_ms = get("flush.ms").unwrap_or(self.flush_ms);
+        let policy = topic.get("cleanup.policy").unwrap_or(&self.cleanup_policy);
         let flush = if flush_messages == 1 {
             FlushPolicy::EveryAppend
         } else {
@@ -182,6 +210,19 @@ impl TopicDefaults {
             max_batch_bytes: get("max.message.bytes").map_or(self.message_max_bytes, |v| v.max(0) as usize),
             log_append_time: topic.get("message.timestamp.type").map_or(self.log_append_time, |v| v == "LogAppendTime"),
             flush,
+            cleanup_delete: policy.split(',').any(|p| p.trim() == "delete"),
+            cleanup_compact: policy.split(',').any(|p| p.trim() == "compact"),
+            compaction: CompactionConfig {
+                delete_retention_ms: get("delete.retention.ms").unwrap_or(self.delete_retention_ms).max(0),
+                min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(self.min_compaction_lag_ms).max(0),
+                max_compaction_lag_ms: get("max.compaction.lag.ms").unwrap_or(self.max_compaction_lag_ms).max(1),
+                min_cleanable_ratio: topic
+                    .get("min.cleanable.dirty.ratio")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(self.min_cleanable_ratio)
+                    .clamp(0.0, 1.0),
+                ..CompactionConfig::default()
+            },
         }
     }
 
@@ -201,10 +242,10 @@ impl TopicDefaults {
             // Settings accepted and reported, with Apache Kafka 4.0's defaults.
             "min.insync.replicas" => "1".into(),
             "compression.type" => "producer".into(),
-            "delete.retention.ms" => "86400000".into(),
-            "min.compaction.lag.ms" => "0".into(),
-            "max.compaction.lag.ms" => i64::MAX.to_string(),
-            "min.cleanable.dirty.ratio" => "0.5".into(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_ratio.to_string(),
             "message.timestamp.before.max.ms" => i64::MAX.to_string(),
             "message.timestamp.after.max.ms" => "3600000".into(),
             "unclean.leader.election.enable" => "false".into(),
@@ -294,6 +335,9 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 104_857_600,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            cleaner_enable: true,
+            cleaner_backoff: Duration::from_millis(15_000),
+            cleaner_dedupe_buffer_size: 128 << 20,
         }
     }
 }
@@ -318,6 +362,14 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 }
 
 impl BrokerConfig {
+    /// A topic's log settings: the topic's configs over the broker's.
+    pub fn log_config(&self, topic: &BTreeMap<String, String>) -> LogConfig {
+        let mut c = self.log_defaults.log_config(topic);
+        // Kafka's cleaner counts 24 bytes an entry of its offset map.
+        c.compaction.max_map_keys = (self.cleaner_dedupe_buffer_size / 24).clamp(1024, usize::MAX as u64) as usize;
+        c
+    }
+
     /// Applies `key=value` settings in order; unknown keys are returned so
     /// the caller can warn about them.
     pub fn apply(&mut self, settings: &[(String, String)]) -> Result<Vec<String>, String> {
@@ -365,7 +417,26 @@ impl BrokerConfig {
                 "log.message.timestamp.type" => d.log_append_time = v == "LogAppendTime",
                 "log.flush.interval.messages" => d.flush_messages = parse_num(key, v)?,
                 "log.flush.interval.ms" => d.flush_ms = parse_num(key, v)?,
-                "log.cleanup.policy" => d.cleanup_policy = v.to_string(),
+                "log.cleanup.policy" => {
+                    if !v.split(',').all(|p| matches!(p.trim(), "delete" | "compact")) {
+                        return Err(format!("{key}={v}: expected delete, compact or both"));
+                    }
+                    d.cleanup_policy = v.to_string()
+                }
+                "log.cleaner.enable" => self.cleaner_enable = parse_bool(key, v)?,
+                "log.cleaner.backoff.ms" => {
+                    self.cleaner_backoff = Duration::from_millis(parse_num::<u64>(key, v)?.max(10))
+                }
+                "log.cleaner.dedupe.buffer.size" => self.cleaner_dedupe_buffer_size = parse_num(key, v)?,
+                "log.cleaner.delete.retention.ms" => d.delete_retention_ms = parse_num::<i64>(key, v)?.max(0),
+                "log.cleaner.min.compaction.lag.ms" => d.min_compaction_lag_ms = parse_num::<i64>(key, v)?.max(0),
+                "log.cleaner.max.compaction.lag.ms" => d.max_compaction_lag_ms = parse_num::<i64>(key, v)?.max(1),
+                "log.cleaner.min.cleanable.ratio" => {
+                    d.min_cleanable_ratio = parse_num::<f64>(key, v)?;
+                    if !(0.0..=1.0).contains(&d.min_cleanable_ratio) {
+                        return Err(format!("{key}={v}: must be between 0 and 1"));
+                    }
+                }
                 "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse_num(key, v)?,
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval = Duration::from_millis(parse_num::<u64>(key, v)?.max(10))
@@ -479,6 +550,30 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "x").is_err());
         assert!(validate_topic_config("nope", "1").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(!lc.cleanup_compact && lc.cleanup_delete);
+    }
+
+    #[test]
+    fn compaction_settings() {
+        let mut c = BrokerConfig::default();
+        let props = parse_properties(
+            "log.cleaner.delete.retention.ms=1000\nlog.cleaner.min.cleanable.ratio=0.1\nlog.cleaner.backoff.ms=50\n",
+        );
+        assert!(c.apply(&props).unwrap().is_empty());
+        assert_eq!(c.cleaner_backoff, Duration::from_millis(50));
+        let mut t = BTreeMap::new();
+        t.insert("cleanup.policy".to_string(), "compact, delete".to_string());
+        t.insert("min.compaction.lag.ms".to_string(), "500".to_string());
+        let lc = c.log_defaults.log_config(&t);
+        assert!(lc.cleanup_compact && lc.cleanup_delete);
+        assert_eq!(lc.compaction.delete_retention_ms, 1000);
+        assert_eq!(lc.compaction.min_compaction_lag_ms, 500);
+        assert_eq!(lc.compaction.min_cleanable_ratio, 0.1);
+        assert!(c.apply(&[("log.cleaner.min.cleanable.ratio".into(), "2".into())]).is_err());
+        assert!(c.apply(&[("log.cleanup.policy".into(), "shred".into())]).is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_topic_config("delete.retention.ms", "-5").is_err());
+        assert!(validate_topic_config("max.compaction.lag.ms", "0").is_err());
     }
 }
 
@@ -552,6 +647,13 @@ impl BrokerConfig {
             ("log.flush.interval.messages", d.flush_messages.to_string()),
             ("log.flush.interval.ms", d.flush_ms.to_string()),
             ("log.cleanup.policy", d.cleanup_policy.clone()),
+            ("log.cleaner.enable", self.cleaner_enable.to_string()),
+            ("log.cleaner.backoff.ms", self.cleaner_backoff.as_millis().to_string()),
+            ("log.cleaner.dedupe.buffer.size", self.cleaner_dedupe_buffer_size.to_string()),
+            ("log.cleaner.delete.retention.ms", d.delete_retention_ms.to_string()),
+            ("log.cleaner.min.compaction.lag.ms", d.min_compaction_lag_ms.to_string()),
+            ("log.cleaner.max.compaction.lag.ms", d.max_compaction_lag_ms.to_string()),
+            ("log.cleaner.min.cleanable.ratio", d.min_cleanable_ratio.to_string()),
             ("log.retention.check.interval.ms", self.retention_check_interval.as_millis().to_string()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),

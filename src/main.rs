@@ -1,6 +1,7 @@
 //! `sluice`: the broker and its command-line tools.
 
 mod alloc;
+mod codec;
 mod config;
 mod groups;
 mod handlers;

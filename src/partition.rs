@@ -3,7 +3,7 @@
 //! beside the task (group commit: one fdatasync answers every append that
 //! came before it), so reads and further appends are not held up by it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use sluice_storage::log::now_ms;
-use sluice_storage::{AppendInfo, BatchError, FileSlice, Log, ProducerError, StorageError};
+use sluice_storage::{AppendInfo, BatchError, CleanOutcome, CleanPlan, FileSlice, Log, ProducerError, StorageError};
 
 use crate::shard;
 use crate::topics::{TopicMeta, TopicPartition};
@@ -63,6 +63,8 @@ enum Cmd {
         upto: i64,
         result: Result<(), String>,
     },
+    /// A compaction pass finished its background half.
+    Cleaned(Result<Option<CleanOutcome>, StorageError>),
     /// Periodic: `flush.ms`, retention, producer-id expiry.
     Tick,
     /// New topic configs, applied live.
@@ -106,7 +108,7 @@ fn gone() -> PartitionError {
 impl Partition {
     pub async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Partition>, String> {
         let shard = shard::current();
-        let config = shard.config.log_defaults.log_config(&meta.configs);
+        let config = shard.config.log_config(&meta.configs);
         let dir = tp.dir(&shard.config.data_dir);
         let mut log = Log::open(&dir, config).await.map_err(|e| format!("{}: {e}", dir.display()))?;
         let leader_epoch = meta.partitions[tp.partition as usize].leader_epoch;
@@ -119,7 +121,10 @@ impl Partition {
         offsets.update(&log);
         let (tx, rx) = flume::unbounded();
         let p = Rc::new(Partition { leader_epoch, tx: tx.clone(), offsets, waiters: RefCell::new(Vec::new()) });
-        let tick = flush_tick(&log).unwrap_or(Duration::MAX).min(shard.config.retention_check_interval);
+        let tick = flush_tick(&log)
+            .unwrap_or(Duration::MAX)
+            .min(shard.config.retention_check_interval)
+            .min(shard.config.cleaner_backoff);
         glommio::spawn_local(ticker(tx.clone(), tick)).detach();
         let weak = Rc::downgrade(&p);
         glommio::spawn_local(run(log, rx, tx, weak)).detach();
@@ -193,10 +198,21 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
     let mut flushing = false;
     let retention_every = shard::current().config.retention_check_interval;
     let mut next_retention = Instant::now() + retention_every;
+    let (cleaner_enabled, clean_every) = {
+        let c = &shard::current().config;
+        (c.cleaner_enable, c.cleaner_backoff)
+    };
+    let mut next_clean = Instant::now() + clean_every;
+    // Set while a compaction pass runs: the abort switch for it.
+    let mut cleaning: Option<Rc<Cell<bool>>> = None;
     while let Ok(cmd) = rx.recv_async().await {
         if let Cmd::Tick = cmd {
             if !flushing && log.flush_due(Instant::now()) {
                 flushing = start_flush(&log, &me);
+            }
+            if cleaner_enabled && cleaning.is_none() && Instant::now() >= next_clean {
+                next_clean = Instant::now() + clean_every;
+                cleaning = start_cleaning(&log, &me);
             }
             if Instant::now() >= next_retention {
                 next_retention = Instant::now() + retention_every;
@@ -264,6 +280,35 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                     flushing = start_flush(&log, &me);
                 }
             }
+            Cmd::Cleaned(result) => {
+                cleaning = None;
+                let dir = log.dir().to_path_buf();
+                match result {
+                    Ok(Some(outcome)) => {
+                        let stats = outcome.stats.clone();
+                        match log.finish_clean(outcome).await {
+                            Ok(true) => tracing::info!(
+                                dir = %dir.display(),
+                                bytes_before = stats.bytes_read,
+                                bytes_after = stats.bytes_written,
+                                records_kept = stats.records_kept,
+                                records_read = stats.records_read,
+                                tombstones_dropped = stats.tombstones_dropped,
+                                "compacted"
+                            ),
+                            Ok(false) => tracing::debug!(dir = %dir.display(), "compaction result outdated, dropped"),
+                            Err(e) => {
+                                tracing::error!(dir = %dir.display(), %e, "swapping in compacted segments failed")
+                            }
+                        }
+                        if let Some(p) = partition.upgrade() {
+                            p.offsets.update(&log);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(dir = %dir.display(), %e, "compaction failed"),
+                }
+            }
             Cmd::Read { offset, max_bytes, reply } => {
                 // Plan here, do the I/O in a task of its own: the log moves on.
                 match log.plan_read(offset, max_bytes) {
@@ -284,6 +329,9 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                 let _ = reply.send(r.map_err(storage_error));
             }
             Cmd::Close { delete, reply } => {
+                if let Some(abort) = cleaning.take() {
+                    abort.set(true);
+                }
                 // Answer what waits on a flush, then leave nothing unflushed.
                 let flushed = log.flush().await;
                 for w in waiting.drain(..) {
@@ -316,6 +364,55 @@ async fn ticker(tx: flume::Sender<Cmd>, every: Duration) {
 
 fn flush_tick(log: &Log) -> Option<Duration> {
     sluice_storage::log::flush_interval(log.config()).map(|d| d.max(Duration::from_millis(1)))
+}
+
+thread_local! {
+    /// One compaction pass at a time per shard: it bounds the offset map's
+    /// memory (as Kafka's one cleaner thread does) and the shard's disk
+    /// bandwidth spent on cleaning.
+    static SHARD_CLEANING: Cell<bool> = const { Cell::new(false) };
+    /// Cleaning runs in a task queue with a small share of the shard, so
+    /// appends and fetches go first when both have work.
+    static CLEANER_QUEUE: OnceCell<glommio::TaskQueueHandle> = const { OnceCell::new() };
+}
+
+/// Starts a compaction pass if one is due; returns its abort switch.
+fn start_cleaning(log: &Log, me: &flume::Sender<Cmd>) -> Option<Rc<Cell<bool>>> {
+    if SHARD_CLEANING.get() {
+        return None;
+    }
+    let plan: CleanPlan = log.plan_clean(now_ms())?;
+    let abort = plan.abort_handle();
+    let queue = CLEANER_QUEUE.with(|q| {
+        *q.get_or_init(|| {
+            glommio::executor().create_task_queue(
+                glommio::Shares::Static(100),
+                glommio::Latency::NotImportant,
+                "log-cleaner",
+            )
+        })
+    });
+    let me = me.clone();
+    SHARD_CLEANING.set(true);
+    let task = glommio::spawn_local_into(
+        async move {
+            let result = plan.run(Some(&crate::codec::KafkaCodecs)).await;
+            SHARD_CLEANING.set(false);
+            let _ = me.send(Cmd::Cleaned(result));
+        },
+        queue,
+    );
+    match task {
+        Ok(t) => {
+            t.detach();
+            Some(abort)
+        }
+        Err(e) => {
+            SHARD_CLEANING.set(false);
+            tracing::error!(%e, "cannot start the log cleaner");
+            None
+        }
+    }
 }
 
 fn start_flush(log: &Log, me: &flume::Sender<Cmd>) -> bool {

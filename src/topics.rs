@@ -486,7 +486,7 @@ pub async fn alter_configs(
         invoke_on(s, move || async move {
             let shard = shard::current();
             for t in &topics {
-                let config = shard.config.log_defaults.log_config(&t.configs);
+                let config = shard.config.log_config(&t.configs);
                 for i in 0..t.partitions.len() {
                     if let Some(p) = shard.partition(&TopicPartition::new(&t.name, i as i32)) {
                         p.set_config(config.clone());

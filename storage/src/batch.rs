@@ -256,6 +256,80 @@ pub fn record_timestamps(b: &[u8]) -> Option<Vec<(i64, i64)>> {
     Some(out)
 }
 
+/// Where one record sits in a batch's (uncompressed) records section and
+/// what the cleaner needs of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef {
+    /// The record's bytes, its length varint included, in the section.
+    pub span: std::ops::Range<usize>,
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    /// `None` for a record without a key.
+    pub key: Option<std::ops::Range<usize>>,
+    /// `None` for a null value: a tombstone.
+    pub value: Option<std::ops::Range<usize>>,
+}
+
+impl RecordRef {
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// Splits an uncompressed records section holding `count` records.
+/// `None` if the bytes do not hold exactly that many well-formed records.
+pub fn parse_records(section: &[u8], count: i32) -> Option<Vec<RecordRef>> {
+    let mut out = Vec::with_capacity(count.clamp(0, 4096) as usize);
+    let mut pos = 0usize;
+    for _ in 0..count {
+        let start = pos;
+        let len = read_varint(section, &mut pos)?;
+        let body = pos;
+        let end = body.checked_add(usize::try_from(len).ok()?)?;
+        if end > section.len() {
+            return None;
+        }
+        let rec = &section[..end];
+        pos += 1; // attributes
+        let timestamp_delta = read_varint(rec, &mut pos)?;
+        let offset_delta = read_varint(rec, &mut pos)?;
+        let key_len = read_varint(rec, &mut pos)?;
+        let key = match key_len {
+            -1 => None,
+            n if n >= 0 && pos + n as usize <= end => {
+                pos += n as usize;
+                Some(pos - n as usize..pos)
+            }
+            _ => return None,
+        };
+        let value_len = read_varint(rec, &mut pos)?;
+        let value = match value_len {
+            -1 => None,
+            n if n >= 0 && pos + n as usize <= end => Some(pos..pos + n as usize),
+            _ => return None,
+        };
+        out.push(RecordRef { span: start..end, offset_delta, timestamp_delta, key, value });
+        pos = end;
+    }
+    (pos == section.len()).then_some(out)
+}
+
+/// A copy of the batch `original` with `section` as its records section
+/// holding `count` records; every other header field is kept (base offset,
+/// last offset delta, timestamps, producer fields, attributes) and the CRC
+/// recomputed. `count` may be 0: an empty batch that only keeps its header.
+pub fn rebuild(original: &[u8], section: &[u8], count: i32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN + section.len());
+    b.extend_from_slice(&original[..HEADER_LEN]);
+    b.extend_from_slice(section);
+    let len = (b.len() - LOG_OVERHEAD) as i32;
+    b[LENGTH..LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&count.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// Builds an uncompressed v2 batch. The log never needs this; tests,
 /// benchmarks and the broker's own internal topics do.
 pub struct BatchBuilder {
@@ -365,6 +439,35 @@ mod tests {
         let crc = compute_crc(&bad);
         bad[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(validate(&bad), Err(BatchError::RecordCount { .. })));
+    }
+
+    #[test]
+    fn records_parse_and_rebuild() {
+        let mut b = BatchBuilder::new(100);
+        b.push(100, Some(b"a"), Some(b"v1"));
+        b.push(105, None, Some(b"v2"));
+        b.push(107, Some(b"bb"), None);
+        let mut bytes = b.build_with_producer(9, 1, 40);
+        set_base_offset(&mut bytes, 1000);
+        let h = BatchHeader::read(&bytes);
+        let section = &bytes[HEADER_LEN..];
+        let recs = parse_records(section, h.record_count).unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(&section[recs[0].key.clone().unwrap()], b"a");
+        assert_eq!((recs[1].key.clone(), recs[1].offset_delta, recs[1].timestamp_delta), (None, 1, 5));
+        assert!(recs[2].is_tombstone() && !recs[0].is_tombstone());
+        assert_eq!(&section[recs[1].value.clone().unwrap()], b"v2");
+        assert_eq!(parse_records(section, 4), None);
+        assert_eq!(parse_records(&section[..section.len() - 1], 3), None);
+        // Keep the last record only: offsets and header fields stay.
+        let kept = rebuild(&bytes, &section[recs[2].span.clone()], 1);
+        let k = BatchHeader::read(&kept);
+        assert_eq!((k.base_offset, k.last_offset(), k.record_count, k.base_sequence), (1000, 1002, 1, 40));
+        assert_eq!(compute_crc(&kept), stored_crc(&kept));
+        assert_eq!(record_timestamps(&kept).unwrap(), vec![(107, 1002)]);
+        let empty = rebuild(&bytes, &[], 0);
+        assert_eq!(BatchHeader::read(&empty).record_count, 0);
+        assert_eq!(empty.len(), HEADER_LEN);
     }
 
     #[test]

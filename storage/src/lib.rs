@@ -10,6 +10,7 @@
 //! A [`Log`] belongs to one glommio executor: it is `!Send` and lock-free.
 
 pub mod batch;
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod index;
@@ -18,6 +19,7 @@ pub mod log;
 pub mod producer;
 pub mod segment;
 
-pub use config::{FlushPolicy, LogConfig};
+pub use cleaner::{CleanOutcome, CleanPlan, CleanStats, RecordCodec};
+pub use config::{CompactionConfig, FlushPolicy, LogConfig};
 pub use error::{BatchError, ProducerError, Result, StorageError};
 pub use log::{AppendInfo, FileSlice, Log, PendingFlush, ReadPlan, Recovery, SharedSlice};

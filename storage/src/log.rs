@@ -4,7 +4,12 @@
 //! - `<base>.log`, `<base>.index`, `<base>.timeindex`: the segments;
 //! - `<offset>.snapshot`: producer state as of `offset`, written on roll and close;
 //! - `log-start-offset`: moved by retention and `delete_records`;
-//! - `clean-shutdown`: present only between a clean close and the next open.
+//! - `clean-shutdown`: present only between a clean close and the next open;
+//! - `cleaner-offset-checkpoint`: where the dirty part of a compacted log
+//!   starts, and when its earliest kept tombstone expires;
+//! - `<base>.log.cleaned` (and indexes): a cleaning pass's output, and
+//!   `cleaner-swap`: the manifest that commits swapping it in (see
+//!   `Log::finish_clean`).
 //!
 //! Invariant: every segment but the active one has been fdatasync'd (a roll
 //! seals the old segment first), so after a crash only the active segment
@@ -19,14 +24,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use glommio::io::ReadResult;
 
 use crate::batch::{self, BatchHeader};
+use crate::cleaner::{CleanOutcome, CleanPlan, Source};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{BatchError, Result, StorageError};
 use crate::io::{read_small, remove_if_exists, sync_dir, write_small, SegmentFile};
 use crate::producer::{ProducerState, SeqCheck};
-use crate::segment::{self, hop, locate, Segment, Tail};
+use crate::segment::{self, cleaned_name, hop, locate, Segment, Tail};
 
 const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 const LOG_START_OFFSET: &str = "log-start-offset";
+const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+const CLEAN_SWAP: &str = "cleaner-swap";
 /// Producer snapshots kept besides the newest.
 const SNAPSHOTS_KEPT: usize = 2;
 
@@ -119,6 +127,14 @@ pub struct Log {
     recovery: Recovery,
     /// Stamped into every appended batch's partitionLeaderEpoch (-1: leave).
     leader_epoch: i32,
+    /// Offsets below this have been compacted (Kafka's cleaner checkpoint).
+    first_dirty: i64,
+    /// When the earliest tombstone the cleaner kept may be dropped: a pass
+    /// is due then even if nothing else is dirty.
+    tombstone_deadline: Option<i64>,
+    /// A swap failed half way: the files on disk are only consistent again
+    /// after a reopen, so no more cleaning until then.
+    cleaner_broken: bool,
 }
 
 impl Log {
@@ -126,6 +142,7 @@ impl Log {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
         // glommio resolves relative paths against no directory at all.
         let dir = &std::fs::canonicalize(dir).map_err(|e| StorageError::io(dir, e))?;
+        finish_interrupted_swap(dir).await?;
         let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
@@ -137,6 +154,8 @@ impl Log {
                 (Ok(base), Some("log")) => bases.push(base),
                 (Ok(off), Some("snapshot")) => snapshots.push(off),
                 (_, Some("tmp")) => remove_if_exists(&path).await?,
+                // A cleaning pass that had not committed: its input is intact.
+                (_, Some(segment::CLEANED)) => remove_if_exists(&path).await?,
                 _ => {}
             }
         }
@@ -146,6 +165,14 @@ impl Log {
         let saved_start = match read_small(&dir.join(LOG_START_OFFSET)).await? {
             Some(b) => String::from_utf8_lossy(&b).trim().parse::<i64>().ok(),
             None => None,
+        };
+        let (first_dirty, tombstone_deadline) = match read_small(&dir.join(CLEANER_CHECKPOINT)).await? {
+            Some(b) => {
+                let text = String::from_utf8_lossy(&b);
+                let mut it = text.split_whitespace().map(|v| v.parse::<i64>().ok());
+                (it.next().flatten().unwrap_or(0), it.next().flatten().filter(|&d| d >= 0))
+            }
+            None => (0, None),
         };
         let mut recovery = Recovery { clean_shutdown: clean, ..Recovery::default() };
         let mut segments = Vec::with_capacity(bases.len().max(1));
@@ -173,6 +200,9 @@ impl Log {
             producers: ProducerState::default(),
             recovery,
             leader_epoch: -1,
+            first_dirty,
+            tombstone_deadline,
+            cleaner_broken: false,
         };
         log.load_producer_state(&snapshots).await?;
         remove_if_exists(&dir.join(CLEAN_SHUTDOWN)).await?;
@@ -368,10 +398,12 @@ impl Log {
         }
         let i = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
         let last = self.segments.len() - 1;
+        // Compaction can leave sealed segments empty: they hold no batch.
         let candidates = self.segments[i..]
             .iter()
-            .take(3)
             .enumerate()
+            .filter(|(n, s)| !s.is_empty() || i + n == last)
+            .take(3)
             .map(|(n, s)| {
                 let from = if n == 0 { s.position_hint(offset) } else { 0 };
                 (s.file().clone(), from, s.size(), i + n == last)
@@ -476,17 +508,21 @@ impl Log {
     /// Deletes whole segments from the head that `retention.ms` (by their
     /// largest timestamp) or `retention.bytes` no longer allow. Returns how
     /// many were deleted. An expired active segment is rolled first.
+    /// Only for `cleanup.policy` with `delete`.
     pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
         let mut deleted = 0;
-        loop {
+        while self.config.cleanup_delete {
             let total = self.size_bytes();
             let first = &self.segments[0];
-            let expired = self
-                .config
-                .retention_ms
-                .is_some_and(|r| first.max_timestamp().is_some_and(|(ts, _)| ts < now_ms - r.as_millis() as i64));
+            let active = self.segments.len() == 1;
+            // A sealed segment that compaction emptied holds nothing to keep.
+            let expired = (!active && first.is_empty())
+                || self
+                    .config
+                    .retention_ms
+                    .is_some_and(|r| first.max_timestamp().is_some_and(|(ts, _)| ts < now_ms - r.as_millis() as i64));
             let oversize = self.config.retention_bytes.is_some_and(|r| total - first.size() >= r);
-            if first.is_empty() || !(expired || oversize) {
+            if (active && first.is_empty()) || !(expired || oversize) {
                 break;
             }
             self.delete_first_segment().await?;
@@ -519,7 +555,13 @@ impl Log {
             return Ok(self.log_start_offset);
         }
         self.log_start_offset = before;
-        while !self.segments[0].is_empty() && self.segments[0].next_offset() <= before {
+        loop {
+            // Where the first segment's offsets end: compaction can leave a
+            // gap between its last batch and the next segment.
+            let end_of_first = self.segments.get(1).map_or(self.segments[0].next_offset(), |s| s.base_offset);
+            if (self.segments.len() == 1 && self.segments[0].is_empty()) || end_of_first > before {
+                break;
+            }
             self.delete_first_segment().await?;
         }
         self.save_log_start_offset().await?;
@@ -528,6 +570,151 @@ impl Log {
 
     async fn save_log_start_offset(&self) -> Result<()> {
         write_small(&self.dir.join(LOG_START_OFFSET), self.log_start_offset.to_string().into_bytes()).await
+    }
+
+    /// Where the dirty (not yet compacted) part of the log starts.
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.first_dirty.clamp(self.segments[0].base_offset, self.active().base_offset)
+    }
+
+    /// Whether a compaction pass is due, as Kafka's cleaner decides it, and
+    /// if so the pass (no I/O here). Only sealed segments are cleaned; the
+    /// cleanable part ends at the active segment or at the first segment
+    /// holding records younger than `min.compaction.lag.ms`. A pass is due
+    /// when that part's dirty bytes make up at least
+    /// `min.cleanable.dirty.ratio` of it, when a dirty record is older than
+    /// `max.compaction.lag.ms`, or when a kept tombstone has expired.
+    pub fn plan_clean(&self, now_ms: i64) -> Option<CleanPlan> {
+        if !self.config.cleanup_compact || self.cleaner_broken || self.segments.len() < 2 {
+            return None;
+        }
+        let c = &self.config.compaction;
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let first_dirty = self.first_dirty_offset();
+        let young = |s: &&Segment| {
+            c.min_compaction_lag_ms > 0
+                && s.max_timestamp().is_some_and(|(ts, _)| ts > now_ms.saturating_sub(c.min_compaction_lag_ms))
+        };
+        let end = sealed
+            .iter()
+            .filter(|s| s.base_offset >= first_dirty)
+            .find(young)
+            .map_or(self.active().base_offset, |s| s.base_offset);
+        let part = |s: &&Segment| s.base_offset < end;
+        let clean_bytes: u64 =
+            sealed.iter().filter(part).filter(|s| s.base_offset < first_dirty).map(|s| s.size()).sum();
+        let dirty: Vec<&Segment> = sealed.iter().filter(part).filter(|s| s.base_offset >= first_dirty).collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size()).sum();
+        let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes).max(1) as f64;
+        let overdue = c.max_compaction_lag_ms < i64::MAX
+            && dirty
+                .iter()
+                .filter_map(|s| s.first_timestamp())
+                .any(|ts| ts < now_ms.saturating_sub(c.max_compaction_lag_ms));
+        let tombstones_due = self.tombstone_deadline.is_some_and(|d| now_ms >= d);
+        let due = (dirty_bytes > 0 && (ratio >= c.min_cleanable_ratio || overdue)) || tombstones_due;
+        if !due || end <= self.segments[0].base_offset {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            sources: sealed
+                .iter()
+                .filter(part)
+                .map(|s| Source { base: s.base_offset, file: s.file().clone(), size: s.size() })
+                .collect(),
+            first_dirty,
+            end,
+            config: c.clone(),
+            segment_bytes: self.config.segment_bytes,
+            index_interval: self.config.index_interval_bytes,
+            now_ms,
+            producer_last: self.producers.last_offsets(),
+            abort: Default::default(),
+        })
+    }
+
+    /// Swaps a finished pass in. Returns false (and deletes its files) if
+    /// the segments it read are no longer the log's, e.g. retention removed
+    /// some meanwhile.
+    ///
+    /// Crash safety: the `.cleaned` files are already durable. Writing the
+    /// `cleaner-swap` manifest (atomically) commits the swap; then the
+    /// replaced segments are deleted and each `.cleaned` file renamed over
+    /// its group's first segment; then the manifest goes. `open` rolls an
+    /// interrupted swap forward from the manifest, and without one deletes
+    /// any `.cleaned` file, so a kill at any point leaves either the old or
+    /// the new segments, never a mix.
+    pub async fn finish_clean(&mut self, outcome: CleanOutcome) -> Result<bool> {
+        self.finish_clean_steps(outcome, usize::MAX).await
+    }
+
+    /// `finish_clean` that stops, as if the process were killed, after
+    /// `steps` changes to the directory (crash tests only: the log must be
+    /// dropped and reopened afterwards).
+    #[doc(hidden)]
+    pub async fn finish_clean_steps(&mut self, outcome: CleanOutcome, mut steps: usize) -> Result<bool> {
+        let last = self.segments.len() - 1;
+        let still_here = outcome.groups.iter().flat_map(|g| &g.replaces).all(|&(base, size)| {
+            matches!(self.segments.iter().position(|s| s.base_offset == base),
+                Some(i) if i < last && self.segments[i].size() == size)
+        });
+        if !still_here || outcome.groups.is_empty() {
+            outcome.discard().await;
+            return Ok(false);
+        }
+        let manifest: String = outcome
+            .groups
+            .iter()
+            .map(|g| {
+                let olds: Vec<String> = g.replaces.iter().map(|r| r.0.to_string()).collect();
+                format!("{} {}\n", g.segment.base_offset, olds.join(" "))
+            })
+            .collect();
+        let mut step = || {
+            steps = steps.saturating_sub(1);
+            steps == 0
+        };
+        write_small(&self.dir.join(CLEAN_SWAP), manifest.into_bytes()).await?;
+        self.cleaner_broken = true;
+        if step() {
+            return Ok(false);
+        }
+        for g in &outcome.groups {
+            let base = g.segment.base_offset;
+            for &(old, _) in g.replaces.iter().filter(|r| r.0 != base) {
+                if let Some(seg) = self.segments.iter().find(|s| s.base_offset == old) {
+                    seg.delete().await?;
+                }
+                if step() {
+                    return Ok(false);
+                }
+            }
+            for ext in ["index", "timeindex", "log"] {
+                rename_cleaned(&self.dir, base, ext).await?;
+                if step() {
+                    return Ok(false);
+                }
+            }
+        }
+        sync_dir(&self.dir).await?;
+        remove_if_exists(&self.dir.join(CLEAN_SWAP)).await?;
+        sync_dir(&self.dir).await?;
+        let index_interval = self.config.index_interval_bytes;
+        for g in outcome.groups {
+            let base = g.segment.base_offset;
+            drop(g.segment);
+            let at = self.segments.iter().position(|s| s.base_offset == base).unwrap_or(0);
+            self.segments.drain(at..at + g.replaces.len());
+            let (seg, _) = Segment::open(&self.dir, base, index_interval, false).await?;
+            self.segments.insert(at, seg);
+        }
+        self.cleaner_broken = false;
+        self.first_dirty = outcome.cleaned_upto;
+        self.tombstone_deadline = outcome.tombstone_deadline;
+        let checkpoint = format!("{} {}\n", self.first_dirty, self.tombstone_deadline.unwrap_or(-1));
+        write_small(&self.dir.join(CLEANER_CHECKPOINT), checkpoint.into_bytes()).await?;
+        Ok(true)
     }
 
     /// Flushes, saves indexes and producer state, and marks the shutdown
@@ -562,4 +749,58 @@ pub fn flush_interval(config: &LogConfig) -> Option<Duration> {
         FlushPolicy::Interval { interval, .. } => interval,
         FlushPolicy::EveryAppend => None,
     }
+}
+
+/// Renames one of a cleaned segment's files over the segment of the same
+/// base. Callers do the indexes first and the log last, so a `.log.cleaned`
+/// left means the group's swap is not done.
+async fn rename_cleaned(dir: &Path, base: i64, ext: &str) -> Result<()> {
+    let from = cleaned_name(dir, base, ext);
+    let to = segment::file_name(dir, base, ext);
+    if from.exists() {
+        glommio::io::rename(&from, &to).await.map_err(|e| StorageError::io(&from, e))?;
+    } else if ext != "log" {
+        // An index there may describe the old data: let open rebuild it.
+        remove_if_exists(&to).await?;
+    }
+    Ok(())
+}
+
+/// Rolls forward a swap whose manifest was written (see
+/// `Log::finish_clean`). Run before the segments are listed.
+async fn finish_interrupted_swap(dir: &Path) -> Result<()> {
+    let path = dir.join(CLEAN_SWAP);
+    let Some(bytes) = read_small(&path).await? else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut groups = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let nums: Option<Vec<i64>> = line.split_whitespace().map(|v| v.parse().ok()).collect();
+        match nums {
+            Some(n) if n.len() >= 2 => groups.push(n),
+            _ => {
+                return Err(StorageError::Corrupt { path, position: 0, reason: format!("bad manifest line {line:?}") })
+            }
+        }
+    }
+    for g in &groups {
+        let base = g[0];
+        // Renaming the log is the group's last step: done if it is gone.
+        if !cleaned_name(dir, base, "log").exists() {
+            continue;
+        }
+        for &old in g[1..].iter().filter(|&&o| o != base) {
+            for ext in ["log", "index", "timeindex"] {
+                remove_if_exists(&segment::file_name(dir, old, ext)).await?;
+            }
+        }
+        for ext in ["index", "timeindex", "log"] {
+            rename_cleaned(dir, base, ext).await?;
+        }
+    }
+    tracing::warn!(dir = %dir.display(), groups = groups.len(), "finished an interrupted compaction swap");
+    sync_dir(dir).await?;
+    remove_if_exists(&path).await?;
+    sync_dir(dir).await
 }

@@ -127,6 +127,12 @@ impl ProducerState {
         }
     }
 
+    /// Each producer's last batch offset: the cleaner keeps that batch (if
+    /// only as an empty header) so a replay still finds the producer.
+    pub fn last_offsets(&self) -> HashMap<i64, i64> {
+        self.producers.iter().filter_map(|(&id, e)| Some((id, e.batches.back()?.last_offset))).collect()
+    }
+
     /// Forgets producers whose last batch is older than `before_ms`.
     pub fn expire(&mut self, before_ms: i64) {
         self.producers.retain(|_, e| e.last_timestamp >= before_ms);

@@ -18,9 +18,20 @@ pub fn file_name(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{ext}"))
 }
 
+/// Suffix of the files the cleaner writes before they replace a segment.
+pub const CLEANED: &str = "cleaned";
+
+/// `<base>.<ext>.cleaned`: where the cleaner builds a segment's replacement.
+pub fn cleaned_name(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}.{CLEANED}"))
+}
+
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
+    /// `Some(CLEANED)` while the segment is the cleaner's output, not yet
+    /// swapped in: every file name then carries that extra extension.
+    suffix: Option<&'static str>,
     file: Rc<SegmentFile>,
     size: u64,
     /// One past the last offset stored here (`base_offset` when empty).
@@ -53,10 +64,21 @@ impl Segment {
         Ok(Segment::empty(dir, base_offset, Rc::new(file), index_interval))
     }
 
+    /// A new, empty segment under the cleaner's `.cleaned` names.
+    pub async fn create_cleaned(dir: &Path, base_offset: i64, index_interval: u64) -> Result<Segment> {
+        let path = cleaned_name(dir, base_offset, "log");
+        let file = SegmentFile::open(&path, true).await?;
+        file.truncate(0).await?;
+        let mut seg = Segment::empty(dir, base_offset, Rc::new(file), index_interval);
+        seg.suffix = Some(CLEANED);
+        Ok(seg)
+    }
+
     fn empty(dir: &Path, base_offset: i64, file: Rc<SegmentFile>, index_interval: u64) -> Segment {
         Segment {
             base_offset,
             dir: dir.to_path_buf(),
+            suffix: None,
             file,
             size: 0,
             next_offset: base_offset,
@@ -246,6 +268,22 @@ impl Segment {
         Ok(())
     }
 
+    /// Appends several batches at once; `bytes` is their concatenation, in
+    /// the order of `headers`. The cleaner writes this way, in large chunks.
+    pub async fn append_chunk(&mut self, bytes: Vec<u8>, headers: &[BatchHeader]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all_at(bytes, self.size).await {
+            let _ = self.file.truncate(self.size).await;
+            return Err(e);
+        }
+        for h in headers {
+            self.index_batch(h);
+        }
+        Ok(())
+    }
+
     /// Makes the segment durable and writes its indexes, with a final time
     /// index entry for its largest timestamp, as Kafka does on roll.
     pub async fn seal(&mut self) -> Result<()> {
@@ -268,7 +306,10 @@ impl Segment {
     }
 
     pub fn path(&self, ext: &str) -> PathBuf {
-        file_name(&self.dir, self.base_offset, ext)
+        match self.suffix {
+            Some(_) => cleaned_name(&self.dir, self.base_offset, ext),
+            None => file_name(&self.dir, self.base_offset, ext),
+        }
     }
     pub fn file(&self) -> &Rc<SegmentFile> {
         &self.file
