@@ -41,6 +41,11 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// `offset.metadata.max.bytes`: longest metadata string of a commit.
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`,
+    /// fixed once the topic exists (a group's partition must not move).
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`: that topic's segment size.
+    pub offsets_topic_segment_bytes: u64,
 }
 
 /// Topic-level settings as broker defaults; a topic's own configs override.
@@ -279,6 +284,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offset_metadata_max_bytes: 4096,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
         }
     }
 }
@@ -361,6 +368,10 @@ impl BrokerConfig {
                 "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse_num(key, v)?,
                 "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse_num(key, v)?,
                 "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse_num(key, v)?,
+                "offsets.topic.num.partitions" => {
+                    self.offsets_topic_num_partitions = parse_num::<i32>(key, v)?.clamp(1, 1000)
+                }
+                "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse_num(key, v)?,
                 _ => {
                     unknown.push(key.clone());
                     continue;
@@ -529,6 +540,8 @@ impl BrokerConfig {
             ("log.cleanup.policy", d.cleanup_policy.clone()),
             ("log.retention.check.interval.ms", self.retention_check_interval.as_millis().to_string()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
+            ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
+            ("offsets.topic.segment.bytes", self.offsets_topic_segment_bytes.to_string()),
         ];
         all.sort();
         all.into_iter()

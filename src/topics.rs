@@ -30,6 +30,9 @@ impl TopicPartition {
     }
 }
 
+/// Where committed offsets are kept (Kafka's name, internal and compacted).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PartitionMeta {
     /// The shard that owns the partition's log.
@@ -99,6 +102,32 @@ impl TopicTable {
                 s
             })
             .collect()
+    }
+
+    /// Adds the internal `__consumer_offsets` topic if it is missing:
+    /// compacted, its partitions spread round-robin over the shards so
+    /// that groups spread with them. Returns whether the table changed.
+    pub fn ensure_offsets_topic(&mut self, partitions: i32, segment_bytes: u64, shards: usize) -> bool {
+        if self.topics.contains_key(OFFSETS_TOPIC) {
+            return false;
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), segment_bytes.to_string()),
+        ]);
+        let meta = TopicMeta {
+            name: OFFSETS_TOPIC.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions: (0..partitions.max(1) as usize)
+                .map(|i| PartitionMeta { shard: i % shards.max(1), leader_epoch: 0 })
+                .collect(),
+            replication_factor: 1,
+            configs,
+            internal: true,
+        };
+        self.topics.insert(meta.name.clone(), Arc::new(meta));
+        self.reindex();
+        true
     }
 
     /// Loads the table, fixing placements for a changed `--cores`.
@@ -306,6 +335,13 @@ pub async fn delete_topics(names: Vec<String>) -> Vec<Result<Arc<TopicMeta>, (Re
     let mut results = Vec::new();
     let mut deleted = Vec::new();
     for name in names {
+        if table.topics.get(&name).is_some_and(|t| t.internal) {
+            results.push(Err((
+                ResponseError::InvalidTopicException,
+                format!("Topic {name} is internal and cannot be deleted."),
+            )));
+            continue;
+        }
         match table.topics.remove(&name) {
             Some(meta) => {
                 deleted.push(meta.clone());
@@ -356,6 +392,13 @@ pub async fn create_partitions(
             results.push(Err((ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))));
             continue;
         };
+        if meta.internal {
+            results.push(Err((
+                ResponseError::InvalidPartitions,
+                format!("Topic {name} is internal: its partitions are fixed."),
+            )));
+            continue;
+        }
         let current = meta.partitions.len() as i32;
         if count <= current || count > 100_000 {
             let msg = if count == current {

@@ -66,6 +66,8 @@ pub struct JoinRequest {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub client_id: String,
+    /// The client's address, for DescribeGroups.
+    pub client_host: String,
     pub session_timeout_ms: i32,
     pub rebalance_timeout_ms: i32,
     pub protocol_type: String,
@@ -139,6 +141,43 @@ impl SyncResponse {
     }
 }
 
+/// A group as DescribeGroups shows it.
+#[derive(Clone, Debug, Default)]
+pub struct GroupView {
+    pub state: &'static str,
+    pub protocol_type: String,
+    /// The selected protocol (assignor); empty until the group is Stable.
+    pub protocol: String,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MemberView {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// The topics of a consumer-protocol subscription (a version, then
+/// `ConsumerProtocolSubscription`), or `None` if it does not decode.
+pub fn decode_subscription(metadata: &Bytes) -> Option<Vec<String>> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    let mut buf = metadata.clone();
+    if buf.len() < 2 {
+        return None;
+    }
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    bytes::Buf::advance(&mut buf, 2);
+    // Newer versions only add fields: read them as the newest we know.
+    let version = version.clamp(0, 3);
+    let sub = std::panic::catch_unwind(move || ConsumerProtocolSubscription::decode(&mut buf, version)).ok()?.ok()?;
+    Some(sub.topics.into_iter().map(|t| t.to_string()).collect())
+}
+
 /// An answer now, or a channel the answer will arrive on.
 pub enum Reply<T> {
     Now(T),
@@ -148,6 +187,8 @@ pub enum Reply<T> {
 struct Member {
     id: String,
     instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
     /// Join order: the first member is preferred as leader.
     order: u64,
     session_timeout: Duration,
@@ -328,6 +369,66 @@ impl Group {
         }
     }
 
+    // ----- DescribeGroups, ListGroups, DeleteGroups, OffsetDelete -----
+
+    /// Kafka's name for the group's state.
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state == State::Empty && self.members.is_empty()
+    }
+
+    pub fn protocol_type(&self) -> &str {
+        self.protocol_type.as_deref().unwrap_or("")
+    }
+
+    /// As Kafka describes a group: member metadata and assignments only
+    /// once the group is Stable (before that they are being replaced).
+    pub fn describe(&self) -> GroupView {
+        let stable = self.state == State::Stable;
+        let proto = self.protocol.clone().unwrap_or_default();
+        let members = self
+            .ordered_ids()
+            .iter()
+            .filter_map(|id| self.members.get(id))
+            .map(|m| MemberView {
+                member_id: m.id.clone(),
+                group_instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable { m.metadata(&proto) } else { Bytes::new() },
+                assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+            })
+            .collect();
+        GroupView {
+            state: self.state_name(),
+            protocol_type: self.protocol_type().to_string(),
+            protocol: if stable { proto } else { String::new() },
+            members,
+        }
+    }
+
+    /// The topics the members subscribe to, when the group uses the
+    /// consumer protocol and every subscription decodes; `None` otherwise.
+    pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
+        if self.protocol_type() != "consumer" {
+            return None;
+        }
+        let proto = self.protocol.clone()?;
+        let mut topics = HashSet::new();
+        for m in self.members.values() {
+            topics.extend(decode_subscription(&m.metadata(&proto))?);
+        }
+        Some(topics)
+    }
+
     // ----- JoinGroup -----
 
     /// Handles a JoinGroup. The caller has checked the group id and the
@@ -410,6 +511,8 @@ impl Group {
             Member {
                 id,
                 instance_id: req.group_instance_id,
+                client_id: req.client_id,
+                client_host: req.client_host,
                 order: self.next_order,
                 session_timeout: Duration::from_millis(req.session_timeout_ms.max(0) as u64),
                 rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64),
@@ -856,6 +959,7 @@ mod tests {
             member_id: member_id.into(),
             group_instance_id: None,
             client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
             session_timeout_ms: 10_000,
             rebalance_timeout_ms: 30_000,
             protocol_type: "consumer".into(),

@@ -1,9 +1,12 @@
 //! The group coordinator for classic consumer groups (JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch).
+//! Heartbeat, LeaveGroup), committed offsets (OffsetCommit, OffsetFetch,
+//! OffsetDelete) and group administration (DescribeGroups, ListGroups,
+//! DeleteGroups).
 //!
-//! Each group lives on one shard, `owner(group_id)`: a stable hash of the
-//! id, so every connection's shard sends a group's requests to the same
-//! place (`invoke_on`). Requests and answers cross shards as the plain
+//! Each group lives on one shard, `owner(group_id)`: the shard that owns
+//! the group's partition of `__consumer_offsets` (see `persist`), so every
+//! connection's shard sends a group's requests to the same place
+//! (`invoke_on`) and its commits are local appends. Requests and answers cross shards as the plain
 //! owned types below. On the owner, groups and their committed offsets sit
 //! in thread-locals; a borrow is never held across an `.await`. Each group
 //! with something pending (a rebalance, session deadlines) has one timer
@@ -12,39 +15,68 @@
 
 pub mod group;
 pub mod offsets;
+pub mod persist;
+pub mod records;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 
 use group::{Group, Reply, Settings};
-pub use group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse, NONE};
+pub use group::{GroupView, JoinRequest, JoinResponse, SyncRequest, SyncResponse, NONE};
 pub use offsets::CommittedOffset;
-use offsets::{MemoryOffsetStore, OffsetStore};
+use offsets::OffsetMap;
 
 use crate::shard::{self, invoke_on};
-use crate::topics::TopicPartition;
+use crate::topics::{TopicPartition, OFFSETS_TOPIC};
 
 thread_local! {
     static GROUPS: RefCell<HashMap<String, Group>> = RefCell::new(HashMap::new());
-    static OFFSETS: RefCell<MemoryOffsetStore> = RefCell::new(MemoryOffsetStore::default());
-}
-
-/// 64-bit FNV-1a: stable across runs and builds, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
-/// The shard that coordinates `group_id` among `shards`.
-pub fn owner_of(group_id: &str, shards: usize) -> usize {
-    (fnv1a(group_id.as_bytes()) % shards.max(1) as u64) as usize
+    static OFFSETS: RefCell<OffsetMap> = RefCell::new(OffsetMap::default());
+    /// Set once this shard's offsets are replayed (`load_owned`).
+    static LOADED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The shard that coordinates `group_id`.
 pub fn owner(group_id: &str) -> usize {
-    owner_of(group_id, shard::current().router.shards())
+    persist::group_partition(group_id).map_or(0, |(_, shard)| shard)
+}
+
+/// Replays this shard's partitions of `__consumer_offsets`; until it is
+/// done the shard's groups answer COORDINATOR_LOAD_IN_PROGRESS.
+pub async fn load_owned() -> Result<(), String> {
+    let shard = shard::current();
+    let table = shard.topics();
+    if let Some(meta) = table.get(OFFSETS_TOPIC) {
+        let started = Instant::now();
+        let mut records = 0;
+        for (i, p) in meta.partitions.iter().enumerate() {
+            if p.shard != shard.id {
+                continue;
+            }
+            let Some(part) = shard.partition(&TopicPartition::new(OFFSETS_TOPIC, i as i32)) else { continue };
+            let apply = |group: &str, tp: TopicPartition, o: Option<CommittedOffset>| {
+                OFFSETS.with(|m| match o {
+                    Some(o) => m.borrow_mut().commit(group, vec![(tp, o)]),
+                    None => m.borrow_mut().delete(group, &tp),
+                })
+            };
+            records += persist::replay(part, apply).await.map_err(|e| format!("{OFFSETS_TOPIC}-{i}: {e}"))?;
+        }
+        if records > 0 {
+            let groups = OFFSETS.with(|o| o.borrow().group_ids().count());
+            tracing::info!(records, groups, ms = started.elapsed().as_millis() as u64, "committed offsets loaded");
+        }
+    }
+    LOADED.with(|l| l.set(true));
+    Ok(())
+}
+
+/// COORDINATOR_LOAD_IN_PROGRESS while this shard replays its offsets.
+fn loading() -> Option<i16> {
+    (!LOADED.with(|l| l.get())).then(|| code(ResponseError::CoordinatorLoadInProgress))
 }
 
 fn settings() -> Settings {
@@ -137,6 +169,9 @@ async fn join_here(req: JoinRequest) -> JoinResponse {
     if req.group_id.is_empty() {
         return JoinResponse::error(ResponseError::InvalidGroupId, &req.member_id);
     }
+    if loading().is_some() {
+        return JoinResponse::error(ResponseError::CoordinatorLoadInProgress, &req.member_id);
+    }
     if req.session_timeout_ms < s.min_session_timeout_ms || req.session_timeout_ms > s.max_session_timeout_ms {
         return JoinResponse::error(ResponseError::InvalidSessionTimeout, &req.member_id);
     }
@@ -162,6 +197,9 @@ pub async fn sync(req: SyncRequest) -> SyncResponse {
         if req.group_id.is_empty() {
             return SyncResponse::error(ResponseError::InvalidGroupId);
         }
+        if loading().is_some() {
+            return SyncResponse::error(ResponseError::CoordinatorLoadInProgress);
+        }
         let group_id = req.group_id.clone();
         let reply = with_group(&group_id, |g| g.sync(req, Instant::now()))
             .unwrap_or(Reply::Now(SyncResponse::error(ResponseError::UnknownMemberId)));
@@ -175,6 +213,9 @@ pub async fn heartbeat(group_id: String, generation: i32, member_id: String, ins
         if group_id.is_empty() {
             return code(ResponseError::InvalidGroupId);
         }
+        if let Some(e) = loading() {
+            return e;
+        }
         with_group(&group_id, |g| g.heartbeat(generation, &member_id, instance.as_deref(), Instant::now()))
             .unwrap_or(code(ResponseError::UnknownMemberId))
     })
@@ -186,6 +227,9 @@ pub async fn leave(group_id: String, members: Vec<(String, Option<String>)>) -> 
     invoke_on(owner(&group_id), move || async move {
         if group_id.is_empty() {
             return (code(ResponseError::InvalidGroupId), Vec::new());
+        }
+        if let Some(e) = loading() {
+            return (e, Vec::new());
         }
         match with_group(&group_id, |g| g.leave(&members, Instant::now())) {
             Some(errors) => (NONE, errors),
@@ -210,6 +254,9 @@ pub struct CommitRequest {
 /// OffsetCommit for one group: `Err` is the error for every partition.
 pub async fn commit_offsets(req: CommitRequest) -> Result<(), i16> {
     invoke_on(owner(&req.group_id), move || async move {
+        if let Some(e) = loading() {
+            return Err(e);
+        }
         let now = Instant::now();
         let checked = with_group(&req.group_id, |g| {
             g.validate_commit(req.generation_id, &req.member_id, req.group_instance_id.as_deref(), now)
@@ -235,17 +282,12 @@ pub async fn commit_offsets(req: CommitRequest) -> Result<(), i16> {
                 )
             })
             .collect();
-        persist_commits(&req.group_id, &offsets).await?;
+        let entries = offsets.iter().map(|(tp, o)| persist::commit_entry(&req.group_id, tp, o)).collect();
+        persist::append(&req.group_id, entries).await?;
         OFFSETS.with(|o| o.borrow_mut().commit(&req.group_id, offsets));
         Ok(())
     })
     .await
-}
-
-/// Makes commits durable before they are applied: nothing to do while
-/// offsets are kept in memory. See `offsets` for the plan.
-async fn persist_commits(_group: &str, _offsets: &[(TopicPartition, CommittedOffset)]) -> Result<(), i16> {
-    Ok(())
 }
 
 /// Partitions asked for, by topic.
@@ -258,6 +300,9 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 /// partition of the group.
 pub async fn fetch_offsets(group_id: String, topics: Option<TopicPartitions>) -> Result<FetchedOffsets, i16> {
     invoke_on(owner(&group_id), move || async move {
+        if let Some(e) = loading() {
+            return Err(e);
+        }
         OFFSETS.with(|o| {
             let store = o.borrow();
             Ok(match topics {
@@ -287,22 +332,182 @@ pub async fn fetch_offsets(group_id: String, topics: Option<TopicPartitions>) ->
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+// ----- DescribeGroups / ListGroups / DeleteGroups / OffsetDelete -----
 
-    #[test]
-    fn owner_is_stable_and_in_range() {
-        // Fixed values: a group must map to the same shard in every build.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        for shards in 1..8 {
-            for g in ["", "g", "my-consumer-group", "spark-kafka-source-1"] {
-                let o = owner_of(g, shards);
-                assert!(o < shards);
-                assert_eq!(o, owner_of(g, shards));
-            }
-        }
-        assert_eq!(owner_of("x", 0), 0);
+/// Runs `f` for each id on the shard that coordinates it, several ids per
+/// shard in one hop; answers come back in the order asked.
+async fn per_group<T, F, Fut>(ids: Vec<String>, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    let mut by_owner: BTreeMap<usize, Vec<(usize, String)>> = BTreeMap::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        by_owner.entry(owner(&id)).or_default().push((i, id));
     }
+    let calls = by_owner.into_iter().map(|(shard, work)| {
+        let f = f.clone();
+        invoke_on(shard, move || async move {
+            let mut out = Vec::with_capacity(work.len());
+            for (i, id) in work {
+                out.push((i, f(id).await));
+            }
+            out
+        })
+    });
+    let mut all: Vec<(usize, T)> = crate::handlers::join_all(calls.collect()).await.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
+}
+
+/// DescribeGroups: the group as Kafka shows it, `Dead` when unknown.
+pub async fn describe_groups(ids: Vec<String>) -> Vec<(String, Result<GroupView, i16>)> {
+    per_group(ids, |id| async move {
+        if let Some(e) = loading() {
+            return (id, Err(e));
+        }
+        let view = GROUPS.with(|g| g.borrow().get(&id).map(Group::describe));
+        let view = view.unwrap_or_else(|| {
+            // Offsets without members: Kafka's "simple" group, Empty.
+            let known = OFFSETS.with(|o| o.borrow().has_group(&id));
+            GroupView { state: if known { "Empty" } else { "Dead" }, ..GroupView::default() }
+        });
+        (id, Ok(view))
+    })
+    .await
+}
+
+/// A group as ListGroups shows it.
+#[derive(Clone, Debug)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+    /// KIP-848's group type: "classic" or "consumer".
+    pub group_type: &'static str,
+}
+
+/// ListGroups over every shard; a group passes when its state is in
+/// `states` and its type in `types` (case-insensitive; empty: any).
+pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<ListedGroup>, i16> {
+    let shards = shard::current().router.shards();
+    let calls = (0..shards).map(|s| {
+        invoke_on(s, || async {
+            if let Some(e) = loading() {
+                return Err(e);
+            }
+            let mut out: Vec<ListedGroup> = GROUPS.with(|g| {
+                g.borrow()
+                    .values()
+                    .map(|g| ListedGroup {
+                        group_id: g.id.clone(),
+                        protocol_type: g.protocol_type().to_string(),
+                        state: g.state_name(),
+                        group_type: "classic",
+                    })
+                    .collect()
+            });
+            OFFSETS.with(|o| {
+                for id in o.borrow().group_ids() {
+                    if !out.iter().any(|g| &g.group_id == id) {
+                        let simple = ListedGroup {
+                            group_id: id.clone(),
+                            protocol_type: String::new(),
+                            state: "Empty",
+                            group_type: "classic",
+                        };
+                        out.push(simple);
+                    }
+                }
+            });
+            Ok(out)
+        })
+    });
+    let mut all = Vec::new();
+    for r in crate::handlers::join_all(calls.collect()).await {
+        all.extend(r?);
+    }
+    let wanted = |list: &[String], v: &str| list.is_empty() || list.iter().any(|s| s.eq_ignore_ascii_case(v));
+    all.retain(|g| wanted(&states, g.state) && wanted(&types, g.group_type));
+    all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    Ok(all)
+}
+
+/// DeleteGroups: an error code per group, in request order.
+pub async fn delete_groups(ids: Vec<String>) -> Vec<(String, i16)> {
+    per_group(ids, |id| async move {
+        if let Some(e) = loading() {
+            return (id, e);
+        }
+        if id.is_empty() {
+            return (id, code(ResponseError::InvalidGroupId));
+        }
+        let members = GROUPS.with(|g| g.borrow().get(&id).map(|g| !g.is_empty()));
+        if members == Some(true) {
+            return (id, code(ResponseError::NonEmptyGroup));
+        }
+        let committed: Vec<TopicPartition> =
+            OFFSETS.with(|o| o.borrow().fetch_all(&id).into_iter().map(|(tp, _)| tp).collect());
+        if members.is_none() && committed.is_empty() {
+            return (id, code(ResponseError::GroupIdNotFound));
+        }
+        let entries = committed.iter().map(|tp| persist::tombstone(&id, tp)).collect();
+        if let Err(e) = persist::append(&id, entries).await {
+            return (id, e);
+        }
+        // A member may have joined while the tombstones were written.
+        let now_empty = GROUPS.with(|g| g.borrow().get(&id).is_none_or(Group::is_empty));
+        if now_empty {
+            GROUPS.with(|g| g.borrow_mut().remove(&id));
+        }
+        OFFSETS.with(|o| o.borrow_mut().remove_group(&id));
+        (id, NONE)
+    })
+    .await
+}
+
+/// OffsetDelete for one group: a group-level error, or an error per
+/// (topic, partition) in request order. A group with members keeps the
+/// offsets of topics it subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
+pub async fn delete_offsets(group_id: String, partitions: Vec<TopicPartition>) -> Result<Vec<i16>, i16> {
+    invoke_on(owner(&group_id), move || async move {
+        if let Some(e) = loading() {
+            return Err(e);
+        }
+        let subscribed =
+            GROUPS.with(|g| g.borrow().get(&group_id).filter(|g| !g.is_empty()).map(|g| g.subscribed_topics()));
+        let known = subscribed.is_some() || OFFSETS.with(|o| o.borrow().has_group(&group_id));
+        if !known {
+            return Err(code(ResponseError::GroupIdNotFound));
+        }
+        let subscribed = match subscribed {
+            None => None,
+            Some(Some(topics)) => Some(topics),
+            // Members whose subscriptions cannot be read: nothing is safe.
+            Some(None) => return Err(code(ResponseError::NonEmptyGroup)),
+        };
+        let errors: Vec<i16> = partitions
+            .iter()
+            .map(|tp| match &subscribed {
+                Some(topics) if topics.contains(&*tp.topic) => code(ResponseError::GroupSubscribedToTopic),
+                _ => NONE,
+            })
+            .collect();
+        let doomed: Vec<&TopicPartition> = partitions
+            .iter()
+            .zip(&errors)
+            .filter(|(tp, e)| **e == NONE && OFFSETS.with(|o| o.borrow().fetch(&group_id, tp).is_some()))
+            .map(|(tp, _)| tp)
+            .collect();
+        let entries = doomed.iter().map(|tp| persist::tombstone(&group_id, tp)).collect();
+        persist::append(&group_id, entries).await?;
+        OFFSETS.with(|o| {
+            for tp in doomed {
+                o.borrow_mut().delete(&group_id, tp);
+            }
+        });
+        Ok(errors)
+    })
+    .await
 }

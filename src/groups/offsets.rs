@@ -1,30 +1,10 @@
-//! Committed offsets of the groups a shard coordinates.
+//! Committed offsets of the groups a shard coordinates: the in-memory
+//! view that OffsetFetch reads.
 //!
-//! # The durability boundary
-//!
-//! Everything that reads or writes committed offsets goes through
-//! [`OffsetStore`], on the shard that owns the group (`super::owner`). The
-//! coordinator's commit path (`super::commit_offsets`) is:
-//!
-//! 1. validate the commit against the group (generation, member id) while
-//!    holding the group's `RefCell` borrow, then release it;
-//! 2. `super::persist_commits(group, &offsets).await`: today a no-op;
-//! 3. [`OffsetStore::commit`]: apply the offsets to the in-memory map;
-//!    OffsetFetch reads only this map ([`OffsetStore::fetch`],
-//!    [`OffsetStore::fetch_all`]).
-//!
-//! To make offsets durable (next step), step 2 appends one record per
-//! partition (key: group, topic, partition; value: offset, leader epoch,
-//! metadata, commit time — Kafka's `OffsetCommitKey`/`OffsetCommitValue`
-//! layout) to partition `owner(group)` of an internal, compacted
-//! `__consumer_offsets` topic with acks=all, and answers the commit with
-//! the append's error if it fails, without applying it. On start-up each
-//! shard replays its `__consumer_offsets` partitions into a
-//! [`MemoryOffsetStore`] before serving groups (answering
-//! COORDINATOR_LOAD_IN_PROGRESS meanwhile). The map stays the cache that
-//! OffsetFetch reads, so only the commit path and start-up change. The
-//! internal topic's partition count must then be fixed (as Kafka's
-//! `offsets.topic.num.partitions`), because `owner` must not move.
+//! Durability lives beside it (`super::persist`): a commit is appended to
+//! the group's partition of `__consumer_offsets` and made durable first,
+//! and only then applied here; at start-up each shard replays its
+//! partitions of that topic into this map before it serves groups.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,26 +22,16 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
 }
 
-/// Where committed offsets live; see the module documentation for how a
-/// durable implementation plugs in.
-pub trait OffsetStore {
-    /// Records offsets for `group`, replacing earlier commits of the same
-    /// partitions.
-    fn commit(&mut self, group: &str, offsets: Vec<(TopicPartition, CommittedOffset)>);
-    /// The committed offset of one partition, if any.
-    fn fetch(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset>;
-    /// Every committed partition of `group`, by topic then partition.
-    fn fetch_all(&self, group: &str) -> Vec<(TopicPartition, CommittedOffset)>;
-}
-
-/// Offsets kept in memory only: lost on a broker restart.
+/// Committed offsets by group, then partition.
 #[derive(Default)]
-pub struct MemoryOffsetStore {
+pub struct OffsetMap {
     groups: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
 }
 
-impl OffsetStore for MemoryOffsetStore {
-    fn commit(&mut self, group: &str, offsets: Vec<(TopicPartition, CommittedOffset)>) {
+impl OffsetMap {
+    /// Records offsets for `group`, replacing earlier commits of the same
+    /// partitions.
+    pub fn commit(&mut self, group: &str, offsets: Vec<(TopicPartition, CommittedOffset)>) {
         if offsets.is_empty() {
             return;
         }
@@ -71,12 +41,37 @@ impl OffsetStore for MemoryOffsetStore {
         }
     }
 
-    fn fetch(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
+    /// The committed offset of one partition, if any.
+    pub fn fetch(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
         self.groups.get(group)?.get(tp).cloned()
     }
 
-    fn fetch_all(&self, group: &str) -> Vec<(TopicPartition, CommittedOffset)> {
+    /// Every committed partition of `group`, by topic then partition.
+    pub fn fetch_all(&self, group: &str) -> Vec<(TopicPartition, CommittedOffset)> {
         self.groups.get(group).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Forgets one partition's commit (a tombstone, OffsetDelete).
+    pub fn delete(&mut self, group: &str, tp: &TopicPartition) {
+        if let Some(m) = self.groups.get_mut(group) {
+            m.remove(tp);
+            if m.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+    }
+
+    /// Forgets the group; returns the partitions it had committed.
+    pub fn remove_group(&mut self, group: &str) -> Vec<TopicPartition> {
+        self.groups.remove(group).map(|m| m.into_keys().collect()).unwrap_or_default()
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    pub fn group_ids(&self) -> impl Iterator<Item = &String> {
+        self.groups.keys()
     }
 }
 
@@ -90,7 +85,7 @@ mod tests {
 
     #[test]
     fn commit_replaces_and_fetch_all_is_ordered() {
-        let mut s = MemoryOffsetStore::default();
+        let mut s = OffsetMap::default();
         s.commit("g", vec![(TopicPartition::new("b", 1), off(5)), (TopicPartition::new("a", 2), off(7))]);
         s.commit("g", vec![(TopicPartition::new("b", 1), off(9))]);
         s.commit("h", vec![(TopicPartition::new("a", 0), off(1))]);
@@ -101,5 +96,9 @@ mod tests {
             s.fetch_all("g").into_iter().map(|(tp, o)| (tp.topic.to_string(), tp.partition, o.offset)).collect();
         assert_eq!(all, vec![("a".to_string(), 2, 7), ("b".to_string(), 1, 9)]);
         assert!(s.fetch_all("x").is_empty());
+        s.delete("h", &TopicPartition::new("a", 0));
+        assert!(!s.has_group("h"));
+        assert_eq!(s.remove_group("g").len(), 2);
+        assert_eq!(s.group_ids().count(), 0);
     }
 }

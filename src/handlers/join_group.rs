@@ -19,6 +19,8 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         member_id: req.member_id.to_string(),
         group_instance_id: if v >= 5 { req.group_instance_id.map(|i| i.to_string()) } else { None },
         client_id: frame.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        // As Kafka prints it (Java's InetAddress.toString).
+        client_host: format!("/{}", frame.peer.ip()),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if v >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },

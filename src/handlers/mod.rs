@@ -5,10 +5,12 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
@@ -17,9 +19,11 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -68,6 +72,10 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Whether requests of this version are decoded and served.
@@ -101,6 +109,10 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::CreatePartitions => create_partitions::handle(&frame).await.map(Some),
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(&frame).await.map(Some),
         ApiKey::DescribeCluster => describe_cluster::handle(&frame).await.map(Some),
+        ApiKey::DescribeGroups => describe_groups::handle(&frame).await.map(Some),
+        ApiKey::ListGroups => list_groups::handle(&frame).await.map(Some),
+        ApiKey::DeleteGroups => delete_groups::handle(&frame).await.map(Some),
+        ApiKey::OffsetDelete => offset_delete::handle(&frame).await.map(Some),
         other => Err(Close::Protocol(format!("{other:?} is not served"))),
     }
 }

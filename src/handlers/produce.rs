@@ -77,6 +77,9 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                 Some((ResponseError::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")))
             } else if req.transactional_id.is_some() {
                 Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet".into()))
+            } else if table.get(name).is_some_and(|t| t.internal) {
+                // Only the coordinator writes its records (as Kafka refuses).
+                Some((ResponseError::InvalidTopicException, format!("Cannot append to internal topic {name}")))
             } else {
                 None
             };

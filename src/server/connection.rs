@@ -3,6 +3,7 @@
 //! client is held back by its own socket (back-pressure) and nothing else.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use bytes::{Buf, Bytes};
@@ -22,6 +23,8 @@ pub struct RequestFrame {
     pub correlation_id: i32,
     pub header: RequestHeader,
     pub body: Bytes,
+    /// The client's address (DescribeGroups reports it as the member's host).
+    pub peer: SocketAddr,
 }
 
 /// Why a connection is closed instead of answered.
@@ -53,7 +56,7 @@ pub async fn serve(mut stream: TcpStream, max_frame: usize) {
     }
     tracing::debug!(%peer, "connection opened");
     loop {
-        match next_request(&mut stream, max_frame).await {
+        match next_request(&mut stream, max_frame, peer).await {
             Ok(frame) => {
                 let (key, version, correlation) = (frame.api_key, frame.version, frame.correlation_id);
                 let client = frame.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
@@ -91,7 +94,7 @@ pub async fn serve(mut stream: TcpStream, max_frame: usize) {
     }
 }
 
-async fn next_request(stream: &mut TcpStream, max_frame: usize) -> Result<RequestFrame, Close> {
+async fn next_request(stream: &mut TcpStream, max_frame: usize, peer: SocketAddr) -> Result<RequestFrame, Close> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).await?;
     let size = i32::from_be_bytes(size);
@@ -115,13 +118,14 @@ async fn next_request(stream: &mut TcpStream, max_frame: usize) -> Result<Reques
                 correlation_id,
                 header: RequestHeader::default(),
                 body: Bytes::new(),
+                peer,
             });
         }
         return Err(Close::Protocol(format!("unsupported version {version} of {api_key:?}")));
     }
     let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
         .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
-    Ok(RequestFrame { api_key, version, correlation_id, header, body })
+    Ok(RequestFrame { api_key, version, correlation_id, header, body, peer })
 }
 
 async fn write_response(stream: &mut TcpStream, resp: Response) -> io::Result<()> {

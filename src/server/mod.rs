@@ -25,7 +25,10 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     // Bind once without SO_REUSEPORT so that a port in use fails loudly.
     drop(std::net::TcpListener::bind(config.listener).map_err(|e| format!("listen on {}: {e}", config.listener))?);
     let cores = config.cores;
-    let table = TopicTable::load(data_dir, cores)?;
+    let mut table = TopicTable::load(data_dir, cores)?;
+    if table.ensure_offsets_topic(config.offsets_topic_num_partitions, config.offsets_topic_segment_bytes, cores) {
+        table.save(data_dir)?;
+    }
     for orphan in table.orphan_dirs(data_dir) {
         tracing::warn!(dir = %orphan.display(), "removing partition directory of a deleted topic");
         let _ = std::fs::remove_dir_all(&orphan);
@@ -115,6 +118,8 @@ async fn run_shard(shard: Shard, inbox: flume::Receiver<Box<dyn FnOnce() + Send>
     glommio::spawn_local(shard::serve_inbox(inbox)).detach();
     let topics: Vec<_> = shard.topics().topics.values().cloned().collect();
     crate::partition::open_owned(&topics).await.map_err(|e| format!("shard {}: {e}", shard.id))?;
+    // Committed offsets back in memory before this shard's groups serve.
+    crate::groups::load_owned().await.map_err(|e| format!("shard {}: {e}", shard.id))?;
     let listener = listen(shard.config.listener).map_err(|e| format!("listen on {}: {e}", shard.config.listener))?;
     let max_frame = shard.config.socket_request_max_bytes;
     let stop = shard.shutdown_signal();

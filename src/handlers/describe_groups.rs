@@ -1,0 +1,55 @@
+//! DescribeGroups (key 15): state, protocol and members of groups, each
+//! asked of the shard that coordinates it.
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::respond;
+use crate::groups;
+use crate::server::connection::{decode_body, Close, RequestFrame};
+use crate::server::response::Response;
+
+/// "Not requested" for authorized operations (KIP-430).
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
+    let req: DescribeGroupsRequest = decode_body(frame)?;
+    let v = frame.version;
+    let ids = req.groups.iter().map(|g| g.0.to_string()).collect();
+    let groups = groups::describe_groups(ids)
+        .await
+        .into_iter()
+        .map(|(id, r)| {
+            let g = DescribedGroup::default().with_group_id(StrBytes::from_string(id).into());
+            let g = if v >= 3 { g.with_authorized_operations(OPS_NOT_REQUESTED) } else { g };
+            match r {
+                Err(e) => g.with_error_code(e),
+                Ok(view) => {
+                    let members = view
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(StrBytes::from_string(m.member_id))
+                                .with_group_instance_id(if v >= 4 {
+                                    m.group_instance_id.map(StrBytes::from_string)
+                                } else {
+                                    None
+                                })
+                                .with_client_id(StrBytes::from_string(m.client_id))
+                                .with_client_host(StrBytes::from_string(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect();
+                    g.with_group_state(StrBytes::from_static_str(view.state))
+                        .with_protocol_type(StrBytes::from_string(view.protocol_type))
+                        .with_protocol_data(StrBytes::from_string(view.protocol))
+                        .with_members(members)
+                }
+            }
+        })
+        .collect();
+    respond(frame, &DescribeGroupsResponse::default().with_groups(groups))
+}
