@@ -54,7 +54,7 @@ pub struct ProduceArgs {
     #[arg(long)]
     partition: Option<i32>,
     /// Acknowledgement to wait for: all (-1), 1 (the leader) or 0 (none).
-    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    #[arg(long, default_value = "all", value_parser = parse_acks, allow_hyphen_values = true)]
     acks: i16,
     /// Compression of the record batches.
     #[arg(long, value_enum, default_value = "none")]

@@ -46,7 +46,11 @@ enum TopicCmd {
         configs: Vec<String>,
     },
     /// Print every topic's name, one per line.
-    List,
+    List {
+        /// Leave out internal topics (__consumer_offsets).
+        #[arg(long)]
+        exclude_internal: bool,
+    },
     /// Show partitions (leader, replicas, ISR) and the configs a topic sets
     /// [default: every topic].
     Describe { names: Vec<String> },
@@ -80,9 +84,14 @@ pub fn run(args: TopicArgs) -> Result<()> {
             create(&mut cluster.bootstrap, &name, partitions, replication_factor, &configs)?;
             writeln!(out, "Created topic {name}.")?;
         }
-        TopicCmd::List => {
+        TopicCmd::List { exclude_internal } => {
             let resp = cluster.metadata(None)?;
-            let mut names: Vec<&str> = resp.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.as_str())).collect();
+            let mut names: Vec<&str> = resp
+                .topics
+                .iter()
+                .filter(|t| !(exclude_internal && t.is_internal))
+                .filter_map(|t| t.name.as_ref().map(|n| n.as_str()))
+                .collect();
             names.sort_unstable();
             for n in names {
                 writeln!(out, "{n}")?;
