@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -550,6 +551,64 @@ fn group_commands() {
         1,
         &format!("consumer group {g} does not exist"),
     );
+}
+
+/// Two `consume --group` processes share a topic: the leader's range
+/// assignment gives each two of the four partitions, every record is read
+/// once, and both leave cleanly on Ctrl-C.
+#[test]
+fn group_members_share_partitions() {
+    let b = Broker::start_with(&["group.initial.rebalance.delay.ms=0"], 2);
+    let t = unique_name("shared");
+    let g = unique_name("sharing");
+    ok(&b, &["topic", "create", &t, "--partitions", "4"], None);
+    let bootstrap = b.bootstrap();
+    let member = || {
+        Background::start(
+            &["consume", &t, "--group", &g, "--from-beginning", "--bootstrap-server", &bootstrap].map(String::from),
+        )
+    };
+    let (m1, m2) = (member(), member());
+    let cols = |line: &str| line.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        let d = ok(&b, &["group", "describe", &g], None);
+        let rows: Vec<Vec<String>> = d.lines().skip(2).map(cols).collect();
+        let owners: BTreeSet<&String> = rows.iter().map(|r| &r[6]).collect();
+        if d.starts_with(&format!("Consumer group '{g}': state Stable, 2 members."))
+            && rows.len() == 4
+            && owners.len() == 2
+        {
+            // Range: the first member (by id) gets partitions 0 and 1.
+            assert_eq!(rows.iter().map(|r| r[2].as_str()).collect::<Vec<_>>(), ["0", "1", "2", "3"], "{d}");
+            assert_eq!(rows[0][6], rows[1][6], "{d}");
+            assert_eq!(rows[2][6], rows[3][6], "{d}");
+            assert!(rows[0][6] < rows[2][6], "{d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the two members never settled:\n{d}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let input: String = (0..40).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(&b, &["produce", &t, "--key-separator", ":"], Some(&input));
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while m1.stdout().lines().count() + m2.stdout().lines().count() < 40 {
+        assert!(Instant::now() < deadline, "not all records were read:\n{}\n--\n{}", m1.stdout(), m2.stdout());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (s1, out1, e1) = m1.interrupt();
+    let (s2, out2, e2) = m2.interrupt();
+    assert!(s1.success() && s2.success(), "{e1}\n{e2}");
+    assert!(!out1.is_empty() && !out2.is_empty(), "both members read: {out1:?} {out2:?}");
+    let mut all: Vec<String> = out1.lines().chain(out2.lines()).map(str::to_string).collect();
+    all.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(all, want, "every record once");
+    let d = ok(&b, &["group", "describe", &g], None);
+    assert!(d.starts_with(&format!("Consumer group '{g}': state Empty, 0 members.")), "{d}");
+    let lag: Vec<String> = d.lines().skip(2).map(|l| cols(l)[5].clone()).collect();
+    assert_eq!(lag, ["0", "0", "0", "0"], "{d}");
 }
 
 #[test]

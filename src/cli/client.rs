@@ -318,6 +318,12 @@ impl Cluster {
         Ok(self.conns.get_mut(&node).expect("inserted above"))
     }
 
+    /// Drops the connection to `node` (after an error on it): the next
+    /// `node(..)` connects afresh.
+    pub fn forget(&mut self, node: i32) {
+        self.conns.remove(&node);
+    }
+
     /// Opens a connection to the coordinator of `group` (FindCoordinator,
     /// retried while the coordinator is loading).
     pub fn coordinator(&mut self, group: &str) -> Result<Conn> {

@@ -212,8 +212,9 @@ impl Consumer {
                         }
                         trouble |= !ok;
                     }
-                    Err(e) if failures < MAX_RETRIES && !self.done() => {
-                        let _ = e;
+                    // The connection may be broken: reconnect on the next try.
+                    Err(_) if failures < MAX_RETRIES && !self.done() => {
+                        self.cluster.forget(leader);
                         trouble = true;
                     }
                     Err(e) => return Err(e),
