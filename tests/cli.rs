@@ -611,6 +611,69 @@ fn group_members_share_partitions() {
     assert_eq!(lag, ["0", "0", "0", "0"], "{d}");
 }
 
+/// Interoperability with librdkafka (kcat): what kcat writes (compressed,
+/// keyed, with headers) the CLI reads, what the CLI writes kcat reads, and
+/// keyed records land on the partitions librdkafka's Java-compatible
+/// partitioner (murmur2) picks.
+#[test]
+fn kcat_interop() {
+    let b = Broker::start();
+    let bs = b.bootstrap();
+    let from_kcat = unique_name("from-kcat");
+    ok(&b, &["topic", "create", &from_kcat, "--partitions", "3"], None);
+    let input: String = (0..30).map(|i| format!("key-{i}:value-{i}\n")).collect();
+    let out = common::kcat(
+        &[
+            "-b",
+            &bs,
+            "-P",
+            "-t",
+            &from_kcat,
+            "-K:",
+            "-z",
+            "lz4",
+            "-H",
+            "origin=kcat",
+            "-X",
+            "partitioner=murmur2_random",
+        ],
+        input.as_bytes(),
+    );
+    common::expect_success(&out, "kcat -P");
+    let json = ok(&b, &["consume", &from_kcat, "--from-beginning", "--max-messages", "30", "--format", "json"], None);
+    let mut kcat_partition = std::collections::BTreeMap::new();
+    for l in json.lines() {
+        let r = Json::parse(l).expect("JSON");
+        let key = r.get("key").as_str().to_string();
+        assert_eq!(r.get("value").as_str(), key.replace("key", "value"));
+        assert_eq!(r.get("headers").get("origin").as_str(), "kcat");
+        kcat_partition.insert(key, r.get("partition").as_i64());
+    }
+    assert_eq!(kcat_partition.len(), 30);
+
+    // The same keys through the CLI land on the same partitions.
+    let from_cli = unique_name("from-cli");
+    ok(&b, &["topic", "create", &from_cli, "--partitions", "3"], None);
+    ok(
+        &b,
+        &["produce", &from_cli, "--key-separator", ":", "--header", "origin=cli", "--compression", "zstd"],
+        Some(&input),
+    );
+    let out = common::kcat(&["-b", &bs, "-C", "-t", &from_cli, "-e", "-o", "beginning", "-f", "%p %k %s %h\n"], b"");
+    common::expect_success(&out, "kcat -C");
+    let text = stdout(&out);
+    let mut seen = 0;
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert_eq!(f.len(), 4, "{l}");
+        assert_eq!(f[2], f[1].replace("key", "value"));
+        assert_eq!(f[3], "origin=cli");
+        assert_eq!(Some(&f[0].parse::<i64>().expect("partition")), kcat_partition.get(f[1]), "partition of {}", f[1]);
+        seen += 1;
+    }
+    assert_eq!(seen, 30, "{text}");
+}
+
 #[test]
 fn cluster_info() {
     let b = Broker::start();
