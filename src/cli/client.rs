@@ -289,6 +289,9 @@ impl Cluster {
                 continue;
             }
             check(t.error_code, None).with_context(|| format!("topic {name}"))?;
+            if t.partitions.is_empty() {
+                bail!("topic {name} has no partitions");
+            }
             let mut partitions: Vec<PartitionLayout> = t
                 .partitions
                 .iter()

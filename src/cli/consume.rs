@@ -134,7 +134,11 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
             committed?;
         }
     }
-    eprintln!("Processed a total of {} messages", c.printed);
+    // As kafka-console-consumer ends; after an error, the error alone is
+    // the last word.
+    if result.is_ok() {
+        eprintln!("Processed a total of {} messages", c.printed);
+    }
     result
 }
 
