@@ -46,6 +46,12 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.segment.bytes`: that topic's segment size.
     pub offsets_topic_segment_bytes: u64,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups): a member not
+    /// heard from for this long is removed.
+    pub group_consumer_session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`: how often members heartbeat;
+    /// new assignments reach them at this pace.
+    pub group_consumer_heartbeat_interval_ms: i32,
 }
 
 /// Topic-level settings as broker defaults; a topic's own configs override.
@@ -286,6 +292,8 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 104_857_600,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -372,6 +380,12 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = parse_num::<i32>(key, v)?.clamp(1, 1000)
                 }
                 "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse_num(key, v)?,
+                "group.consumer.session.timeout.ms" => {
+                    self.group_consumer_session_timeout_ms = parse_num::<u64>(key, v)?.max(1)
+                }
+                "group.consumer.heartbeat.interval.ms" => {
+                    self.group_consumer_heartbeat_interval_ms = parse_num::<i32>(key, v)?.max(1)
+                }
                 _ => {
                     unknown.push(key.clone());
                     continue;
@@ -542,6 +556,8 @@ impl BrokerConfig {
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
             ("offsets.topic.segment.bytes", self.offsets_topic_segment_bytes.to_string()),
+            ("group.consumer.session.timeout.ms", self.group_consumer_session_timeout_ms.to_string()),
+            ("group.consumer.heartbeat.interval.ms", self.group_consumer_heartbeat_interval_ms.to_string()),
         ];
         all.sort();
         all.into_iter()

@@ -13,6 +13,7 @@
 //! task that sleeps until the group's nearest deadline, or until it is
 //! nudged because a deadline moved closer.
 
+pub mod consumer;
 pub mod group;
 pub mod offsets;
 pub mod persist;
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 
+use consumer::{ConsumerGroup, ConsumerSettings};
+pub use consumer::{HeartbeatRequest, HeartbeatResponse};
 use group::{Group, Reply, Settings};
 pub use group::{GroupView, JoinRequest, JoinResponse, SyncRequest, SyncResponse, NONE};
 pub use offsets::CommittedOffset;
@@ -34,6 +37,10 @@ use crate::topics::{TopicPartition, OFFSETS_TOPIC};
 
 thread_local! {
     static GROUPS: RefCell<HashMap<String, Group>> = RefCell::new(HashMap::new());
+    /// Groups of the new protocol (KIP-848); an id is in one map or the other.
+    static CONSUMER_GROUPS: RefCell<HashMap<String, ConsumerGroup>> = RefCell::new(HashMap::new());
+    /// Whether this shard's consumer-group session sweeper runs.
+    static SWEEPING: Cell<bool> = const { Cell::new(false) };
     static OFFSETS: RefCell<OffsetMap> = RefCell::new(OffsetMap::default());
     /// Set once this shard's offsets are replayed (`load_owned`).
     static LOADED: Cell<bool> = const { Cell::new(false) };
@@ -172,6 +179,9 @@ async fn join_here(req: JoinRequest) -> JoinResponse {
     if loading().is_some() {
         return JoinResponse::error(ResponseError::CoordinatorLoadInProgress, &req.member_id);
     }
+    if CONSUMER_GROUPS.with(|g| g.borrow().get(&req.group_id).is_some_and(|g| !g.is_empty())) {
+        return JoinResponse::error(ResponseError::InconsistentGroupProtocol, &req.member_id);
+    }
     if req.session_timeout_ms < s.min_session_timeout_ms || req.session_timeout_ms > s.max_session_timeout_ms {
         return JoinResponse::error(ResponseError::InvalidSessionTimeout, &req.member_id);
     }
@@ -258,9 +268,15 @@ pub async fn commit_offsets(req: CommitRequest) -> Result<(), i16> {
             return Err(e);
         }
         let now = Instant::now();
-        let checked = with_group(&req.group_id, |g| {
-            g.validate_commit(req.generation_id, &req.member_id, req.group_instance_id.as_deref(), now)
-        });
+        let consumer = CONSUMER_GROUPS
+            .with(|g| g.borrow().get(&req.group_id).map(|g| g.validate_commit(&req.member_id, req.generation_id)));
+        let checked = if consumer.is_some() {
+            consumer
+        } else {
+            with_group(&req.group_id, |g| {
+                g.validate_commit(req.generation_id, &req.member_id, req.group_instance_id.as_deref(), now)
+            })
+        };
         match checked {
             Some(r) => r?,
             // No such group: only commits outside group management (Kafka
@@ -367,6 +383,11 @@ pub async fn describe_groups(ids: Vec<String>) -> Vec<(String, Result<GroupView,
         if let Some(e) = loading() {
             return (id, Err(e));
         }
+        // Kafka answers for classic groups only; ConsumerGroupDescribe
+        // describes the others.
+        if CONSUMER_GROUPS.with(|g| g.borrow().contains_key(&id)) {
+            return (id, Err(code(ResponseError::GroupIdNotFound)));
+        }
         let view = GROUPS.with(|g| g.borrow().get(&id).map(Group::describe));
         let view = view.unwrap_or_else(|| {
             // Offsets without members: Kafka's "simple" group, Empty.
@@ -408,6 +429,14 @@ pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<
                     })
                     .collect()
             });
+            CONSUMER_GROUPS.with(|g| {
+                out.extend(g.borrow().values().map(|g| ListedGroup {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".into(),
+                    state: g.state_name(),
+                    group_type: "consumer",
+                }))
+            });
             OFFSETS.with(|o| {
                 for id in o.borrow().group_ids() {
                     if !out.iter().any(|g| &g.group_id == id) {
@@ -444,6 +473,7 @@ pub async fn delete_groups(ids: Vec<String>) -> Vec<(String, i16)> {
             return (id, code(ResponseError::InvalidGroupId));
         }
         let members = GROUPS.with(|g| g.borrow().get(&id).map(|g| !g.is_empty()));
+        let members = members.or_else(|| CONSUMER_GROUPS.with(|g| g.borrow().get(&id).map(|g| !g.is_empty())));
         if members == Some(true) {
             return (id, code(ResponseError::NonEmptyGroup));
         }
@@ -457,9 +487,11 @@ pub async fn delete_groups(ids: Vec<String>) -> Vec<(String, i16)> {
             return (id, e);
         }
         // A member may have joined while the tombstones were written.
-        let now_empty = GROUPS.with(|g| g.borrow().get(&id).is_none_or(Group::is_empty));
+        let now_empty = GROUPS.with(|g| g.borrow().get(&id).is_none_or(Group::is_empty))
+            && CONSUMER_GROUPS.with(|g| g.borrow().get(&id).is_none_or(ConsumerGroup::is_empty));
         if now_empty {
             GROUPS.with(|g| g.borrow_mut().remove(&id));
+            CONSUMER_GROUPS.with(|g| g.borrow_mut().remove(&id));
         }
         OFFSETS.with(|o| o.borrow_mut().remove_group(&id));
         (id, NONE)
@@ -508,6 +540,106 @@ pub async fn delete_offsets(group_id: String, partitions: Vec<TopicPartition>) -
             }
         });
         Ok(errors)
+    })
+    .await
+}
+
+// ----- ConsumerGroupHeartbeat / ConsumerGroupDescribe (KIP-848) -----
+
+fn consumer_settings() -> ConsumerSettings {
+    let c = &shard::current().config;
+    ConsumerSettings {
+        session_timeout: Duration::from_millis(c.group_consumer_session_timeout_ms),
+        heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+    }
+}
+
+/// Partition counts of the topics consumers may subscribe to.
+pub fn topic_counts() -> BTreeMap<String, i32> {
+    let table = shard::current().topics();
+    table.topics.values().filter(|t| !t.internal).map(|t| (t.name.clone(), t.partitions.len() as i32)).collect()
+}
+
+pub async fn consumer_heartbeat(req: HeartbeatRequest) -> HeartbeatResponse {
+    invoke_on(owner(&req.group_id), move || async move {
+        let (member, epoch) = (req.member_id.clone(), req.member_epoch);
+        if req.group_id.is_empty() {
+            return HeartbeatResponse::error(ResponseError::InvalidGroupId, "empty group id", &member, epoch);
+        }
+        if loading().is_some() {
+            return HeartbeatResponse::error(ResponseError::CoordinatorLoadInProgress, "loading", &member, epoch);
+        }
+        if GROUPS.with(|g| g.borrow().get(&req.group_id).is_some_and(|g| !g.is_empty())) {
+            let why = format!("Group {} is not a consumer group.", req.group_id);
+            return HeartbeatResponse::error(ResponseError::GroupIdNotFound, &why, &member, epoch);
+        }
+        let topics = topic_counts();
+        let s = consumer_settings();
+        let r = CONSUMER_GROUPS.with(|g| {
+            let mut groups = g.borrow_mut();
+            let group = groups.entry(req.group_id.clone()).or_insert_with(|| ConsumerGroup::new(req.group_id.clone()));
+            group.heartbeat(req, &topics, s, Instant::now())
+        });
+        start_sweeper();
+        r
+    })
+    .await
+}
+
+/// Removes consumer-group members whose session or revocation deadline
+/// passed; one task per shard, started by the first heartbeat.
+fn start_sweeper() {
+    if SWEEPING.with(|s| s.replace(true)) {
+        return;
+    }
+    glommio::spawn_local(async {
+        loop {
+            let period =
+                (consumer_settings().session_timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            glommio::timer::sleep(period).await;
+            let now = Instant::now();
+            CONSUMER_GROUPS.with(|g| {
+                for group in g.borrow_mut().values_mut() {
+                    for id in group.expired(now) {
+                        tracing::debug!(group = %group.id, member = %id, "consumer group member expired");
+                        group.remove(&id);
+                    }
+                }
+            });
+        }
+    })
+    .detach();
+}
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+pub struct ConsumerGroupView {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: Vec<(consumer::Member, consumer::Assignment)>,
+}
+
+pub async fn consumer_describe(ids: Vec<String>) -> Vec<(String, Result<ConsumerGroupView, i16>)> {
+    per_group(ids, |id| async move {
+        if let Some(e) = loading() {
+            return (id, Err(e));
+        }
+        let view = CONSUMER_GROUPS.with(|g| {
+            g.borrow().get(&id).map(|g| ConsumerGroupView {
+                state: g.state_name(),
+                group_epoch: g.group_epoch,
+                assignment_epoch: g.assignment_epoch,
+                members: g
+                    .members
+                    .values()
+                    .map(|m| (m.clone(), g.target.get(&m.id).cloned().unwrap_or_default()))
+                    .collect(),
+            })
+        });
+        match view {
+            Some(v) => (id, Ok(v)),
+            None => (id, Err(code(ResponseError::GroupIdNotFound))),
+        }
     })
     .await
 }

@@ -3,6 +3,8 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -76,6 +78,8 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Whether requests of this version are decoded and served.
@@ -113,6 +117,8 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::ListGroups => list_groups::handle(&frame).await.map(Some),
         ApiKey::DeleteGroups => delete_groups::handle(&frame).await.map(Some),
         ApiKey::OffsetDelete => offset_delete::handle(&frame).await.map(Some),
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(&frame).await.map(Some),
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(&frame).await.map(Some),
         other => Err(Close::Protocol(format!("{other:?} is not served"))),
     }
 }
