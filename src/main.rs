@@ -1,6 +1,7 @@
 //! `sluice`: the broker and its command-line tools.
 
 mod alloc;
+mod cli;
 mod codec;
 mod config;
 mod groups;
@@ -21,7 +22,11 @@ use clap::{Parser, Subcommand};
 static ALLOC: alloc::GuardedAlloc = alloc::GuardedAlloc;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A Kafka-compatible streaming broker, and tools to use it (or any Kafka-compatible broker)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -31,6 +36,8 @@ struct Cli {
 enum Cmd {
     /// Run the broker.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Tool(cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -79,14 +86,16 @@ fn broker_config(args: ServeArgs) -> Result<config::BrokerConfig, String> {
 }
 
 fn main() {
+    let args = match Cli::parse().command {
+        Cmd::Serve(args) => args,
+        Cmd::Tool(tool) => cli::run(tool),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let result = match Cli::parse().command {
-        Cmd::Serve(args) => broker_config(args).and_then(server::run),
-    };
+    let result = broker_config(args).and_then(server::run);
     if let Err(e) = result {
         tracing::error!("{e}");
         eprintln!("sluice: {e}");
