@@ -1,0 +1,390 @@
+//! Consumer groups (the classic protocol) with real clients against the
+//! real broker:
+//!
+//! - rebalances: three members of one group on a six-partition topic
+//!   (confluent-kafka, the Java client 4.3, kafka-python, kafkajs; each a
+//!   long-running process printing its assignments and what it consumed as
+//!   JSON lines). The six partitions must be split exactly among them; then
+//!   one member is SIGKILLed (no LeaveGroup: its session must expire) and
+//!   the two others must own all six; then one leaves cleanly and the last
+//!   must own all six. Records are produced in every phase and every one
+//!   must be consumed by some member (duplicates after a rebalance are
+//!   allowed, loss is not). At the end no partition may have been assigned
+//!   to two members in the same generation.
+//!
+//! The brokers run with `group.min.session.timeout.ms=1000` and
+//! `group.initial.rebalance.delay.ms=0`, so members may use short sessions
+//! and a group forms at once.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    ck_create, ck_produce, spawn_java, spawn_node, spawn_python, unique_name, Broker, Json, Rec, RunningClient,
+};
+
+const PARTITIONS: i32 = 6;
+/// The members' session timeout: how long a SIGKILLed member keeps its
+/// partitions.
+const SESSION_TIMEOUT_MS: &str = "4000";
+/// How long a phase may take to settle (a generous bound, not a
+/// performance expectation: JVMs start slowly on a loaded machine).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+const RECORDS_PER_PHASE: usize = 300;
+
+fn group_broker() -> Broker {
+    Broker::start_with(&["group.min.session.timeout.ms=1000", "group.initial.rebalance.delay.ms=0"], 2)
+}
+
+// ---------------------------------------------------------------------------
+// Group members as processes
+
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    ConfluentKafka,
+    Java,
+    KafkaPython,
+    Kafkajs,
+}
+
+/// What a member process reports, one JSON object per stdout line.
+#[derive(Clone, Debug)]
+enum Event {
+    /// The member owns exactly `parts` from generation `generation` on
+    /// (None: the client does not expose its generation).
+    Assigned {
+        generation: Option<i32>,
+        member: String,
+        parts: BTreeSet<i32>,
+    },
+    /// The member gave up `parts` (a rebalance starts, or they were lost).
+    Revoked {
+        parts: BTreeSet<i32>,
+    },
+    Records(Vec<(i32, i64)>),
+    /// The consumer closed cleanly (LeaveGroup sent).
+    Closed,
+    Other,
+}
+
+fn parse_events(who: &str, stdout: &str) -> Vec<Event> {
+    // Only complete lines: the last one may still be being written.
+    let complete = match stdout.rfind('\n') {
+        Some(i) => &stdout[..=i],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let j = Json::parse(line).unwrap_or_else(|e| panic!("{who}: not a JSON event line ({e}): {line}"));
+            let parts = |j: &Json| j.get("parts").as_arr().iter().map(|p| p.as_i64() as i32).collect();
+            match j.get("ev").as_str() {
+                "assigned" => Event::Assigned {
+                    generation: j.opt("gen").filter(|g| !g.is_null()).map(|g| g.as_i64() as i32),
+                    member: j.opt("member").and_then(Json::as_opt_str).unwrap_or("").to_string(),
+                    parts: parts(&j),
+                },
+                "revoked" | "lost" => Event::Revoked { parts: parts(&j) },
+                "records" => Event::Records(
+                    j.get("r")
+                        .as_arr()
+                        .iter()
+                        .map(|r| (r.as_arr()[0].as_i64() as i32, r.as_arr()[1].as_i64()))
+                        .collect(),
+                ),
+                "closed" => Event::Closed,
+                _ => Event::Other,
+            }
+        })
+        .collect()
+}
+
+struct Member {
+    name: String,
+    client: Option<RunningClient>,
+    stop_file: PathBuf,
+    /// stdout and stderr once the process is gone.
+    final_stdout: Option<String>,
+    final_stderr: Option<String>,
+}
+
+impl Member {
+    fn spawn(client: Client, boot: &str, topic: &str, group: &str, name: &str, dir: &std::path::Path) -> Member {
+        let stop_file = dir.join(format!("stop-{name}"));
+        let stop = stop_file.to_str().expect("utf-8 path").to_string();
+        let common = [
+            boot,
+            topic,
+            group,
+            "--name",
+            name,
+            "--stop-file",
+            stop.as_str(),
+            "--session-timeout-ms",
+            SESSION_TIMEOUT_MS,
+        ];
+        let running = match client {
+            Client::ConfluentKafka => spawn_python("ck.py", &[&["member"][..], &common[..]].concat()),
+            Client::KafkaPython => spawn_python("kp.py", &[&["member"][..], &common[..]].concat()),
+            Client::Java => spawn_java("GroupMember", &common),
+            Client::Kafkajs => spawn_node("kafkajs_group.js", &common),
+        };
+        Member { name: name.to_string(), client: Some(running), stop_file, final_stdout: None, final_stderr: None }
+    }
+
+    fn stdout(&self) -> String {
+        match (&self.client, &self.final_stdout) {
+            (Some(c), _) => c.stdout_so_far(),
+            (None, Some(s)) => s.clone(),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        let all = match (&self.client, &self.final_stderr) {
+            (Some(c), _) => c.stderr_so_far(),
+            (None, Some(s)) => s.clone(),
+            (None, None) => String::new(),
+        };
+        let lines: Vec<&str> = all.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    fn events(&self) -> Vec<Event> {
+        parse_events(&self.name, &self.stdout())
+    }
+
+    /// The partitions the member owns now and the generation it got them
+    /// in, from its events.
+    fn owned(&self) -> (Option<i32>, BTreeSet<i32>) {
+        let mut generation = None;
+        let mut owned = BTreeSet::new();
+        for e in self.events() {
+            match e {
+                Event::Assigned { generation: g, parts, .. } => {
+                    generation = g;
+                    owned = parts;
+                }
+                Event::Revoked { parts } => owned.retain(|p| !parts.contains(p)),
+                _ => {}
+            }
+        }
+        (generation, owned)
+    }
+
+    /// SIGKILL: no LeaveGroup, no commit.
+    fn kill9(&mut self) {
+        let out = self.client.take().expect("member already gone").kill9();
+        self.final_stdout = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.final_stderr = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+
+    /// Asks the member to close cleanly (LeaveGroup) and waits for it.
+    fn stop(&mut self) {
+        fs::write(&self.stop_file, b"stop").expect("writing a stop file");
+        let out = self.client.take().expect("member already gone").wait();
+        self.final_stdout = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        self.final_stderr = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(out.status.success(), "{} did not close cleanly ({}):\n{}", self.name, out.status, self.stderr_tail());
+        assert!(
+            matches!(self.events().last(), Some(Event::Closed)),
+            "{}: no \"closed\" event at the end:\n{}",
+            self.name,
+            self.stderr_tail()
+        );
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            if let Some(c) = &self.client {
+                eprintln!("--- member {} stderr (tail) ---\n{}", self.name, {
+                    let all = c.stderr_so_far();
+                    let lines: Vec<&str> = all.lines().collect();
+                    lines[lines.len().saturating_sub(25)..].join("\n")
+                });
+            }
+        }
+        // RunningClient's own drop kills a process still running.
+    }
+}
+
+fn consumed(members: &[Member]) -> HashSet<(i32, i64)> {
+    let mut all = HashSet::new();
+    for m in members {
+        for e in m.events() {
+            if let Event::Records(r) = e {
+                all.extend(r);
+            }
+        }
+    }
+    all
+}
+
+fn missing(produced: &[Rec], consumed: &HashSet<(i32, i64)>) -> Vec<(i32, i64)> {
+    produced.iter().map(|r| (r.partition, r.offset)).filter(|k| !consumed.contains(k)).collect()
+}
+
+/// A settled phase: the generation (if the client says) and who owns what.
+struct Settled {
+    generation: Option<i32>,
+    owners: BTreeMap<String, BTreeSet<i32>>,
+}
+
+/// Waits until the members at `live` own the six partitions exactly (each
+/// owns at least one, no partition twice, all in the same generation, a
+/// later one than `after`) and every produced record has been consumed.
+fn wait_settled(members: &mut [Member], live: &[usize], produced: &[Rec], after: Option<i32>, what: &str) -> Settled {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let all: BTreeSet<i32> = (0..PARTITIONS).collect();
+    loop {
+        for m in members.iter_mut() {
+            if let Some(c) = m.client.as_mut() {
+                if c.has_exited() {
+                    let out = m.client.take().expect("client").wait();
+                    panic!(
+                        "{what}: member {} exited ({}):\n{}",
+                        m.name,
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+        let owned: Vec<(Option<i32>, BTreeSet<i32>)> = live.iter().map(|&i| members[i].owned()).collect();
+        let mut union = BTreeSet::new();
+        let mut disjoint = true;
+        for (_, parts) in &owned {
+            for p in parts {
+                disjoint &= union.insert(*p);
+            }
+        }
+        let generations: BTreeSet<Option<i32>> = owned.iter().map(|(g, _)| *g).collect();
+        let one_generation = generations.len() == 1;
+        let generation = owned[0].0;
+        let newer = match (after, generation) {
+            (Some(a), Some(g)) => g > a,
+            _ => true,
+        };
+        let each_owns = owned.iter().all(|(_, p)| !p.is_empty());
+        let lost = missing(produced, &consumed(members));
+        if disjoint && union == all && one_generation && newer && each_owns && lost.is_empty() {
+            let owners = live.iter().map(|&i| (members[i].name.clone(), members[i].owned().1)).collect();
+            let s = Settled { generation, owners };
+            eprintln!("{what}: generation {:?}, owners {:?}", s.generation, s.owners);
+            return s;
+        }
+        if Instant::now() > deadline {
+            let state: Vec<String> = live
+                .iter()
+                .zip(&owned)
+                .map(|(&i, (g, p))| format!("  {} owns {:?} (generation {:?})", members[i].name, p, g))
+                .collect();
+            let tails: Vec<String> =
+                members.iter().map(|m| format!("--- {} stderr (tail) ---\n{}", m.name, m.stderr_tail())).collect();
+            panic!(
+                "{what}: the group did not settle within {SETTLE_TIMEOUT:?}:\n{}\n{} of {} produced records not \
+                 consumed yet (e.g. {:?})\n{}",
+                state.join("\n"),
+                lost.len(),
+                produced.len(),
+                &lost[..lost.len().min(10)],
+                tails.join("\n")
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// No partition was assigned to two members in the same generation (over
+/// every event of every member, dead ones included).
+fn assert_no_double_ownership(members: &[Member]) {
+    let mut by_gen: BTreeMap<i32, BTreeMap<i32, BTreeSet<String>>> = BTreeMap::new();
+    let mut with_gen = 0;
+    for m in members {
+        let mut history = Vec::new();
+        for e in m.events() {
+            if let Event::Assigned { generation, parts, .. } = &e {
+                history.push(format!("{generation:?}:{parts:?}"));
+            }
+            if let Event::Assigned { generation: Some(g), parts, member } = e {
+                with_gen += 1;
+                for p in parts {
+                    by_gen.entry(g).or_default().entry(p).or_default().insert(format!("{} ({member})", m.name));
+                }
+            }
+        }
+        eprintln!("{} assignments (generation:partitions): {}", m.name, history.join(" "));
+    }
+    for (g, parts) in &by_gen {
+        for (p, owners) in parts {
+            assert!(owners.len() == 1, "generation {g}: partition {p} was assigned to {owners:?}");
+        }
+    }
+    eprintln!("{with_gen} assignments checked over generations {:?}", by_gen.keys().collect::<Vec<_>>());
+}
+
+/// Three members split six partitions; one is SIGKILLed, the two left take
+/// over; one of them leaves cleanly, the last owns everything; every
+/// produced record is consumed.
+fn rebalance_scenario(client: Client, prefix: &str) {
+    let broker = group_broker();
+    let boot = broker.bootstrap();
+    let topic = unique_name(prefix);
+    let group = unique_name(&format!("{prefix}-group"));
+    ck_create(&boot, &topic, PARTITIONS as u32);
+    let dir = tempfile::Builder::new().prefix("sluice-groups-").tempdir().expect("a temp dir");
+
+    let mut produced = ck_produce(&boot, &topic, RECORDS_PER_PHASE, &["--seed", "groups"]);
+    let mut members: Vec<Member> =
+        (0..3).map(|i| Member::spawn(client, &boot, &topic, &group, &format!("m{i}"), dir.path())).collect();
+    let s1 = wait_settled(&mut members, &[0, 1, 2], &produced, None, "three members");
+    assert_eq!(s1.owners.len(), 3);
+
+    // A crash: no LeaveGroup; the coordinator must expire the session.
+    members[2].kill9();
+    let start = (produced.len()).to_string();
+    produced.extend(ck_produce(&boot, &topic, RECORDS_PER_PHASE, &["--seed", "groups", "--start", &start]));
+    let s2 = wait_settled(&mut members, &[0, 1], &produced, s1.generation, "after m2 was killed");
+
+    // A clean leave: the group rebalances at once.
+    members[1].stop();
+    let start = (produced.len()).to_string();
+    produced.extend(ck_produce(&boot, &topic, RECORDS_PER_PHASE, &["--seed", "groups", "--start", &start]));
+    wait_settled(&mut members, &[0], &produced, s2.generation, "after m1 left");
+
+    members[0].stop();
+    let seen = consumed(&members);
+    let all: HashSet<(i32, i64)> = produced.iter().map(|r| (r.partition, r.offset)).collect();
+    let phantom: Vec<&(i32, i64)> = seen.iter().filter(|k| !all.contains(k)).collect();
+    assert!(phantom.is_empty(), "consumed records that were never produced: {phantom:?}");
+    assert!(missing(&produced, &seen).is_empty());
+    assert_no_double_ownership(&members);
+}
+
+#[test]
+fn confluent_kafka_members_split_partitions_and_take_over() {
+    rebalance_scenario(Client::ConfluentKafka, "ck-rebalance");
+}
+
+#[test]
+fn java_members_split_partitions_and_take_over() {
+    rebalance_scenario(Client::Java, "java-rebalance");
+}
+
+#[test]
+fn kafka_python_members_split_partitions_and_take_over() {
+    rebalance_scenario(Client::KafkaPython, "kp-rebalance");
+}
+
+#[test]
+fn kafkajs_members_split_partitions_and_take_over() {
+    rebalance_scenario(Client::Kafkajs, "kafkajs-rebalance");
+}
