@@ -11,6 +11,9 @@
 //!   must be consumed by some member (duplicates after a rebalance are
 //!   allowed, loss is not). At the end no partition may have been assigned
 //!   to two members in the same generation.
+//! - committed offsets across a broker SIGKILL and restart (confluent-kafka,
+//!   synchronous commits): a new member resumes exactly after them.
+//! - commits without group membership (assign() + commit()), read back.
 //!
 //! The brokers run with `group.min.session.timeout.ms=1000` and
 //! `group.initial.rebalance.delay.ms=0`, so members may use short sessions
@@ -25,7 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    ck_create, ck_produce, spawn_java, spawn_node, spawn_python, unique_name, Broker, Json, Rec, RunningClient,
+    ck_create, ck_produce, python_json, spawn_java, spawn_node, spawn_python, unique_name, Broker, Json, Rec,
+    RunningClient,
 };
 
 const PARTITIONS: i32 = 6;
@@ -387,4 +391,96 @@ fn kafka_python_members_split_partitions_and_take_over() {
 #[test]
 fn kafkajs_members_split_partitions_and_take_over() {
     rebalance_scenario(Client::Kafkajs, "kafkajs-rebalance");
+}
+
+// ---------------------------------------------------------------------------
+// Committed offsets
+
+fn offsets(j: &Json) -> BTreeMap<i32, i64> {
+    j.as_obj().iter().map(|(p, o)| (p.parse().expect("partition"), o.as_i64())).collect()
+}
+
+fn offset_args(flag: &str, m: &BTreeMap<i32, i64>) -> Vec<String> {
+    m.iter().flat_map(|(p, o)| [flag.to_string(), format!("{p}:{o}")]).collect()
+}
+
+/// A member commits synchronously, the broker is SIGKILLed and started
+/// again, and a new member of the group resumes exactly after the commits.
+#[test]
+fn committed_offsets_survive_broker_sigkill() {
+    let mut broker = group_broker();
+    let boot = broker.bootstrap();
+    let topic = unique_name("ck-offsets-restart");
+    let group = unique_name("ck-offsets-restart-group");
+    ck_create(&boot, &topic, 3);
+    let produced = ck_produce(&boot, &topic, 600, &["--seed", "restart"]);
+    let ends = common::acked_ends(&produced);
+    assert_eq!(ends.len(), 3, "records on every partition");
+    // Commit points strictly inside every partition.
+    let commit: BTreeMap<i32, i64> = ends.iter().map(|(p, e)| (*p, e / 2)).collect();
+    assert!(commit.iter().all(|(p, c)| *c > 0 && *c < ends[p]));
+
+    let args = offset_args("--commit", &commit);
+    let mut a = vec!["commit-at", boot.as_str(), topic.as_str(), group.as_str()];
+    a.extend(args.iter().map(String::as_str));
+    let j = python_json("ck.py", &a);
+    assert!(j.get("generation").as_i64() >= 1, "committed as a group member: {}", j.short());
+    assert_eq!(offsets(j.get("committed")), commit, "committed() right after the commit");
+
+    broker.kill9();
+    // As tests/restart.rs: the killed process's listener (held by its
+    // io_uring rings, torn down asynchronously) may outlive it briefly.
+    thread::sleep(Duration::from_millis(300));
+    broker.restart();
+
+    let args = offset_args("--end", &ends);
+    let mut a = vec!["resume", boot.as_str(), topic.as_str(), group.as_str(), "--timeout", "60"];
+    a.extend(args.iter().map(String::as_str));
+    let j = python_json("ck.py", &a);
+    let before = offsets(j.get("committed_before"));
+    let records: Vec<(i32, i64)> =
+        j.get("records").as_arr().iter().map(|r| (r.as_arr()[0].as_i64() as i32, r.as_arr()[1].as_i64())).collect();
+    let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+    for (p, o) in &records {
+        first.entry(*p).or_insert(*o);
+    }
+    assert_eq!(
+        before, commit,
+        "OffsetFetch after the broker's SIGKILL and restart (-1001: no committed offset) should return what was \
+         committed before it"
+    );
+    assert_eq!(first, commit, "after the restart the group should resume at its committed offsets (first record read)");
+    let want: Vec<(i32, i64)> = produced
+        .iter()
+        .filter(|r| r.offset >= commit[&r.partition])
+        .map(|r| (r.partition, r.offset))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let got: BTreeSet<(i32, i64)> = records.iter().copied().collect();
+    assert_eq!(got.len(), records.len(), "a record was read twice");
+    assert_eq!(got.into_iter().collect::<Vec<_>>(), want, "exactly the records after the committed offsets");
+}
+
+/// Commits without group membership (generation -1, no member id; as kcat
+/// and Spark do): read back by the committer and by a new consumer, and a
+/// consumer that assign()s without offsets starts at them.
+#[test]
+fn commits_without_membership_are_read_back() {
+    let broker = group_broker();
+    let boot = broker.bootstrap();
+    let topic = unique_name("ck-simple-commit");
+    let group = unique_name("ck-simple-commit-group");
+    ck_create(&boot, &topic, 3);
+    let produced = ck_produce(&boot, &topic, 300, &["--seed", "simple"]);
+    let ends = common::acked_ends(&produced);
+    assert_eq!(ends.len(), 3, "records on every partition");
+    let commit: BTreeMap<i32, i64> = ends.iter().map(|(p, e)| (*p, e / 3)).collect();
+    let args = offset_args("--commit", &commit);
+    let mut a = vec!["simple-commit", boot.as_str(), topic.as_str(), group.as_str()];
+    a.extend(args.iter().map(String::as_str));
+    let j = python_json("ck.py", &a);
+    assert_eq!(offsets(j.get("committed_same")), commit, "committed() by the committing consumer");
+    assert_eq!(offsets(j.get("committed_new")), commit, "committed() by a new consumer of the group");
+    assert_eq!(offsets(j.get("first_read")), commit, "assign() without offsets starts at the committed ones");
 }
