@@ -119,10 +119,11 @@ struct Member {
 }
 
 impl Member {
-    fn spawn(client: Client, boot: &str, topic: &str, group: &str, name: &str, dir: &std::path::Path) -> Member {
+    fn spawn(client: Client, args: [&str; 3], name: &str, extra: &[&str], dir: &std::path::Path) -> Member {
+        let [boot, topic, group] = args;
         let stop_file = dir.join(format!("stop-{name}"));
         let stop = stop_file.to_str().expect("utf-8 path").to_string();
-        let common = [
+        let mut common = vec![
             boot,
             topic,
             group,
@@ -133,6 +134,7 @@ impl Member {
             "--session-timeout-ms",
             SESSION_TIMEOUT_MS,
         ];
+        common.extend_from_slice(extra);
         let running = match client {
             Client::ConfluentKafka => spawn_python("ck.py", &[&["member"][..], &common[..]].concat()),
             Client::KafkaPython => spawn_python("kp.py", &[&["member"][..], &common[..]].concat()),
@@ -338,7 +340,8 @@ fn assert_no_double_ownership(members: &[Member]) {
 /// Three members split six partitions; one is SIGKILLed, the two left take
 /// over; one of them leaves cleanly, the last owns everything; every
 /// produced record is consumed.
-fn rebalance_scenario(client: Client, prefix: &str) {
+/// `extra`: more member options (an assignment strategy).
+fn rebalance_scenario(client: Client, prefix: &str, extra: &[&str]) {
     let broker = group_broker();
     let boot = broker.bootstrap();
     let topic = unique_name(prefix);
@@ -348,7 +351,7 @@ fn rebalance_scenario(client: Client, prefix: &str) {
 
     let mut produced = ck_produce(&boot, &topic, RECORDS_PER_PHASE, &["--seed", "groups"]);
     let mut members: Vec<Member> =
-        (0..3).map(|i| Member::spawn(client, &boot, &topic, &group, &format!("m{i}"), dir.path())).collect();
+        (0..3).map(|i| Member::spawn(client, [&boot, &topic, &group], &format!("m{i}"), extra, dir.path())).collect();
     let s1 = wait_settled(&mut members, &[0, 1, 2], &produced, None, "three members");
     assert_eq!(s1.owners.len(), 3);
 
@@ -375,22 +378,38 @@ fn rebalance_scenario(client: Client, prefix: &str) {
 
 #[test]
 fn confluent_kafka_members_split_partitions_and_take_over() {
-    rebalance_scenario(Client::ConfluentKafka, "ck-rebalance");
+    rebalance_scenario(Client::ConfluentKafka, "ck-rebalance", &[]);
+}
+
+/// The same with the incremental (cooperative) protocol: members keep what
+/// they own across rebalances, and rejoin at once after giving something up.
+#[test]
+fn confluent_kafka_cooperative_sticky_members_split_partitions_and_take_over() {
+    rebalance_scenario(Client::ConfluentKafka, "ck-coop", &["--strategy", "cooperative-sticky"]);
 }
 
 #[test]
 fn java_members_split_partitions_and_take_over() {
-    rebalance_scenario(Client::Java, "java-rebalance");
+    rebalance_scenario(Client::Java, "java-rebalance", &[]);
+}
+
+#[test]
+fn java_cooperative_sticky_members_split_partitions_and_take_over() {
+    rebalance_scenario(
+        Client::Java,
+        "java-coop",
+        &["--assignor", "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"],
+    );
 }
 
 #[test]
 fn kafka_python_members_split_partitions_and_take_over() {
-    rebalance_scenario(Client::KafkaPython, "kp-rebalance");
+    rebalance_scenario(Client::KafkaPython, "kp-rebalance", &[]);
 }
 
 #[test]
 fn kafkajs_members_split_partitions_and_take_over() {
-    rebalance_scenario(Client::Kafkajs, "kafkajs-rebalance");
+    rebalance_scenario(Client::Kafkajs, "kafkajs-rebalance", &[]);
 }
 
 // ---------------------------------------------------------------------------

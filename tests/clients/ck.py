@@ -9,6 +9,7 @@ Usage:
                 [--timeout S]
   ck.py group   BOOTSTRAP TOPIC GROUP --expect N [--timeout S]
   ck.py member  BOOTSTRAP TOPIC GROUP --name NAME --stop-file PATH [--session-timeout-ms MS]
+                [--strategy range|roundrobin|cooperative-sticky]
   ck.py commit-at BOOTSTRAP TOPIC GROUP --commit P:OFFSET ... [--timeout S]
   ck.py resume  BOOTSTRAP TOPIC GROUP --end P:OFFSET ... [--timeout S]
   ck.py simple-commit BOOTSTRAP TOPIC GROUP --commit P:OFFSET ...
@@ -239,9 +240,10 @@ def cgmd_generation(c):
 
 def cmd_member(a):
     """A group member for the rebalance tests (tests/groups.rs), printing one
-    JSON event per line: {"ev": "assigned"|"revoked", "gen", "member",
-    "parts"} from the rebalance callbacks (eager protocol: "assigned" is the
-    whole assignment), {"ev": "records", "r": [[partition, offset], ...]}
+    JSON event per line: {"ev": "assigned", "gen", "member", "parts"} with
+    everything it owns after an assignment (the cooperative protocol's
+    callbacks only name the change), {"ev": "revoked", ..., "parts"} with
+    what it gave up, {"ev": "records", "r": [[partition, offset], ...]}
     for what it consumed, {"ev": "closed"} after a clean close (LeaveGroup).
     Offsets are stored for auto-commit only after the records are printed,
     so a SIGKILL never commits what the test has not seen."""
@@ -256,14 +258,22 @@ def cmd_member(a):
         "session.timeout.ms": a.session_timeout_ms,
         "heartbeat.interval.ms": max(100, a.session_timeout_ms // 8),
     }
+    if a.strategy:
+        conf["partition.assignment.strategy"] = a.strategy
     c = Consumer(conf)
+    owned = set()
 
-    def report(ev, parts):
-        emit({"ev": ev, "gen": cgmd_generation(c), "member": c.memberid(),
-              "parts": sorted(p.partition for p in parts)})
+    def on_assign(_c, parts):
+        owned.update(p.partition for p in parts)
+        emit({"ev": "assigned", "gen": cgmd_generation(c), "member": c.memberid(), "parts": sorted(owned)})
 
-    c.subscribe([a.topic], on_assign=lambda _c, parts: report("assigned", parts),
-                on_revoke=lambda _c, parts: report("revoked", parts))
+    def on_revoke(_c, parts, ev="revoked"):
+        gone = {p.partition for p in parts}
+        owned.difference_update(gone)
+        emit({"ev": ev, "gen": cgmd_generation(c), "member": c.memberid(), "parts": sorted(gone)})
+
+    c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke,
+                on_lost=lambda _c, parts: on_revoke(_c, parts, "lost"))
     emit({"ev": "started", "name": a.name})
     while not os.path.exists(a.stop_file):
         msgs = c.consume(num_messages=500, timeout=0.2)
@@ -460,6 +470,7 @@ def main():
     mb.add_argument("--name", required=True)
     mb.add_argument("--stop-file", required=True)
     mb.add_argument("--session-timeout-ms", type=int, default=6000)
+    mb.add_argument("--strategy")
     ca = sub.add_parser("commit-at")
     ca.add_argument("bootstrap")
     ca.add_argument("topic")

@@ -23,6 +23,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * tests in tests/groups.rs.
  *
  * Usage: GroupMember BOOTSTRAP TOPIC GROUP --name NAME --stop-file PATH [--session-timeout-ms MS]
+ *          [--assignor CLASS]   (e.g. org.apache.kafka.clients.consumer.CooperativeStickyAssignor)
  *
  * Prints one JSON object per line on stdout:
  *   {"ev":"assigned","gen":G,"member":ID,"parts":[...]}  after each assignment: everything it owns now
@@ -53,6 +54,10 @@ public final class GroupMember {
         p.put(ConsumerConfig.AUTO_COMMIT_INTERVAL_MS_CONFIG, "500");
         p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, Long.toString(session));
         p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Long.toString(Math.max(100, session / 8)));
+        String assignor = a.opt("assignor", null);
+        if (assignor != null) {
+            p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+        }
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
 
