@@ -288,6 +288,17 @@ fn wait_settled(members: &mut [Member], live: &[usize], produced: &[Rec], after:
             return s;
         }
         if Instant::now() > deadline {
+            // The whole output of every member, for the post-mortem.
+            let dump = std::env::temp_dir().join(unique_name("sluice-groups-failure"));
+            let _ = fs::create_dir_all(&dump);
+            for m in members.iter() {
+                let (out, err) = match &m.client {
+                    Some(c) => (c.stdout_so_far(), c.stderr_so_far()),
+                    None => (m.final_stdout.clone().unwrap_or_default(), m.final_stderr.clone().unwrap_or_default()),
+                };
+                let _ = fs::write(dump.join(format!("{}.stdout", m.name)), out);
+                let _ = fs::write(dump.join(format!("{}.stderr", m.name)), err);
+            }
             let state: Vec<String> = live
                 .iter()
                 .zip(&owned)
@@ -297,11 +308,12 @@ fn wait_settled(members: &mut [Member], live: &[usize], produced: &[Rec], after:
                 members.iter().map(|m| format!("--- {} stderr (tail) ---\n{}", m.name, m.stderr_tail())).collect();
             panic!(
                 "{what}: the group did not settle within {SETTLE_TIMEOUT:?}:\n{}\n{} of {} produced records not \
-                 consumed yet (e.g. {:?})\n{}",
+                 consumed yet (e.g. {:?})\nevery member's whole output is in {}\n{}",
                 state.join("\n"),
                 lost.len(),
                 produced.len(),
                 &lost[..lost.len().min(10)],
+                dump.display(),
                 tails.join("\n")
             );
         }

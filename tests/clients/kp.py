@@ -136,7 +136,11 @@ def cmd_member(a):
     {"ev": "assigned", "gen", "member", "parts"} (the whole assignment:
     kafka-python's assignors are eager), {"ev": "revoked", ...},
     {"ev": "records", "r": [[partition, offset], ...]}, {"ev": "closed"}.
-    Auto commit runs inside poll(), after the previous records were printed."""
+    Auto commit runs inside poll(), after the previous records were printed.
+    kafka-python's log goes to stderr (INFO: joins, syncs, rebalances)."""
+    import logging
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("SLUICE_TEST_PY_LOG", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     c = KafkaConsumer(bootstrap_servers=a.bootstrap, client_id=f"{CLIENT_ID}-{a.name}", group_id=a.group,
                       auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=500,
                       session_timeout_ms=a.session_timeout_ms,
@@ -158,7 +162,23 @@ def cmd_member(a):
         def on_partitions_assigned(self, assigned):
             report("assigned", assigned)
 
+    # kafka-python 3.0.12 bug: a JoinGroup started because the leader's
+    # metadata snapshot changed, still in flight when poll()'s timeout ends,
+    # is never finished: the next poll() sees no reason to rejoin (the
+    # leader's new assignment snapshot matches the metadata), so the member
+    # never completes the join, stops heartbeating and hangs for good. The
+    # first leader always triggers such a rejoin: its metadata snapshot is
+    # only refreshed by a metadata update after subscribe(), which its own
+    # assignment requests. So: know the topic, subscribe, and refresh the
+    # snapshot from the metadata already known before the first join.
+    deadline = time.time() + 30
+    while not c.partitions_for_topic(a.topic):
+        if time.time() > deadline:
+            raise RuntimeError(f"no metadata for {a.topic}")
+        time.sleep(0.1)
     c.subscribe([a.topic], listener=Listener())
+    coordinator = c._coordinator
+    coordinator._handle_metadata_update(coordinator._cluster)
     emit({"ev": "started", "name": a.name})
     while not os.path.exists(a.stop_file):
         recs = []
