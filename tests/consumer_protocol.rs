@@ -1,6 +1,6 @@
 //! The new consumer group protocol (KIP-848) with the Java client 4.3
 //! (`group.protocol=consumer`): the broker assigns partitions itself
-//! through ConsumerGroupHeartbeat. Members are tests/java/GroupMember.java.
+//! through ConsumerGroupHeartbeat. Members are tests/java/ConsumerProtocolMember.java.
 
 mod common;
 
@@ -76,7 +76,7 @@ fn split_exactly(all: &[Seen], n: i64) -> bool {
 fn member(broker: &Broker, topic: &str, group: &str, stop: &Path) -> RunningClient {
     let boot = broker.bootstrap();
     let stop = stop.to_str().unwrap();
-    spawn_java("GroupMember", &[&boot, topic, group, "consumer", stop])
+    spawn_java("ConsumerProtocolMember", &[&boot, topic, group, "consumer", stop])
 }
 
 #[test]

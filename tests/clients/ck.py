@@ -8,10 +8,19 @@ Usage:
   ck.py consume BOOTSTRAP TOPIC [--start P:OFFSET ...] [--end P:OFFSET ...] [--rewind P:AT:TO]
                 [--timeout S]
   ck.py group   BOOTSTRAP TOPIC GROUP --expect N [--timeout S]
+  ck.py member  BOOTSTRAP TOPIC GROUP --name NAME --stop-file PATH [--session-timeout-ms MS]
+                [--strategy range|roundrobin|cooperative-sticky]
+  ck.py commit-at BOOTSTRAP TOPIC GROUP --commit P:OFFSET ... [--timeout S]
+  ck.py resume  BOOTSTRAP TOPIC GROUP --end P:OFFSET ... [--timeout S]
+  ck.py simple-commit BOOTSTRAP TOPIC GROUP --commit P:OFFSET ...
 
 Prints one JSON object on stdout; exits non-zero on any client error.
+`member` is the exception: a long-running group member that prints one JSON
+event per line (see `cmd_member`) until PATH exists, then leaves the group.
 """
 import argparse
+import os
+import struct
 import sys
 import time
 
@@ -219,6 +228,208 @@ def cmd_group(a):
           "committed": {str(tp.partition): tp.offset for tp in committed}})
 
 
+def cgmd_generation(c):
+    """The consumer's current generation id. confluent-kafka has no getter;
+    consumer_group_metadata() is librdkafka's serialized form:
+    b"CGMDv2:", int32 generation id (host order), group id, member id, ..."""
+    m = bytes(c.consumer_group_metadata())
+    if not m.startswith(b"CGMDv2:") or len(m) < 11:
+        return None
+    return struct.unpack("=i", m[7:11])[0]
+
+
+def cmd_member(a):
+    """A group member for the rebalance tests (tests/groups.rs), printing one
+    JSON event per line: {"ev": "assigned", "gen", "member", "parts"} with
+    everything it owns after an assignment (the cooperative protocol's
+    callbacks only name the change), {"ev": "revoked", ..., "parts"} with
+    what it gave up, {"ev": "records", "r": [[partition, offset], ...]}
+    for what it consumed, {"ev": "closed"} after a clean close (LeaveGroup).
+    Offsets are stored for auto-commit only after the records are printed,
+    so a SIGKILL never commits what the test has not seen."""
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": f"{CLIENT_ID}-{a.name}",
+        "group.id": a.group,
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 500,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": a.session_timeout_ms,
+        "heartbeat.interval.ms": max(100, a.session_timeout_ms // 8),
+    }
+    if a.strategy:
+        conf["partition.assignment.strategy"] = a.strategy
+    c = Consumer(conf)
+    owned = set()
+
+    def on_assign(_c, parts):
+        owned.update(p.partition for p in parts)
+        emit({"ev": "assigned", "gen": cgmd_generation(c), "member": c.memberid(), "parts": sorted(owned)})
+
+    def on_revoke(_c, parts, ev="revoked"):
+        gone = {p.partition for p in parts}
+        owned.difference_update(gone)
+        emit({"ev": ev, "gen": cgmd_generation(c), "member": c.memberid(), "parts": sorted(gone)})
+
+    c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke,
+                on_lost=lambda _c, parts: on_revoke(_c, parts, "lost"))
+    emit({"ev": "started", "name": a.name})
+    while not os.path.exists(a.stop_file):
+        msgs = c.consume(num_messages=500, timeout=0.2)
+        done = []
+        for m in msgs:
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            done.append(m)
+        if done:
+            emit({"ev": "records", "r": [[m.partition(), m.offset()] for m in done]})
+            for m in done:
+                c.store_offsets(message=m)
+    c.close()  # commits the stored offsets, leaves the group
+    emit({"ev": "closed"})
+
+
+def cmd_commit_at(a):
+    """Joins GROUP alone, reads each partition of --commit up to OFFSET,
+    commits exactly those offsets synchronously (as the group member, with
+    its generation), reads them back with committed() and leaves."""
+    want = parse_start(a.commit)
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": a.group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+    }
+    c = Consumer(conf)
+    c.subscribe([a.topic])
+    nxt = {}
+    deadline = time.time() + a.timeout
+    try:
+        while not all(nxt.get(p, 0) >= off for p, off in want.items()):
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out: next offsets {nxt}, want {want}")
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            nxt[m.partition()] = m.offset() + 1
+        gen, member = cgmd_generation(c), c.memberid()
+        res = c.commit(offsets=[TopicPartition(a.topic, p, off) for p, off in sorted(want.items())],
+                       asynchronous=False)
+        for tp in res or []:
+            if tp.error:
+                raise KafkaException(tp.error)
+        back = c.committed([TopicPartition(a.topic, p) for p in sorted(want)], timeout=10)
+    finally:
+        c.close()
+    emit({"generation": gen, "member": member, "read_to": {str(p): o for p, o in nxt.items()},
+          "committed": {str(tp.partition): tp.offset for tp in back}})
+
+
+def cmd_resume(a):
+    """A new member of GROUP (auto.offset.reset=earliest, no commits):
+    committed() first, then subscribe and read until every partition of
+    --end reached its OFFSET; reports what it read."""
+    end = parse_start(a.end)
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": a.group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+    }
+    c = Consumer(conf)
+    try:
+        before = c.committed([TopicPartition(a.topic, p) for p in sorted(end)], timeout=10)
+        for tp in before:
+            if tp.error:
+                raise KafkaException(tp.error)
+        c.subscribe([a.topic])
+        nxt, records = {}, []
+        deadline = time.time() + a.timeout
+        while not all(nxt.get(p, -1) >= off for p, off in end.items()):
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out: next offsets {nxt}, ends {end}, {len(records)} records")
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            records.append([m.partition(), m.offset()])
+            nxt[m.partition()] = m.offset() + 1
+    finally:
+        c.close()
+    emit({"committed_before": {str(tp.partition): tp.offset for tp in before}, "records": records})
+
+
+def cmd_simple_commit(a):
+    """Commits without group membership (assign() + commit(), generation -1,
+    no member id: what kcat and Spark do), reads the offsets back with
+    committed() from the same and from a new consumer, then a third
+    consumer assign()s without offsets and must start at the commits."""
+    want = parse_start(a.commit)
+    conf = {
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": a.group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
+    tps = [TopicPartition(a.topic, p, off) for p, off in sorted(want.items())]
+    c = Consumer(conf)
+    try:
+        c.assign(tps)
+        res = c.commit(offsets=tps, asynchronous=False)
+        for tp in res or []:
+            if tp.error:
+                raise KafkaException(tp.error)
+        same = c.committed([TopicPartition(a.topic, p) for p in sorted(want)], timeout=10)
+    finally:
+        c.close()
+    c = Consumer(dict(conf, **{"client.id": CLIENT_ID + "-2"}))
+    try:
+        other = c.committed([TopicPartition(a.topic, p) for p in sorted(want)], timeout=10)
+    finally:
+        c.close()
+    c = Consumer(dict(conf, **{"client.id": CLIENT_ID + "-3"}))
+    first = {}
+    try:
+        c.assign([TopicPartition(a.topic, p) for p in sorted(want)])  # offsets: the committed ones
+        deadline = time.time() + 30
+        while len(first) < len(want):
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out: first offsets {first}, want {want}")
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            first.setdefault(m.partition(), m.offset())
+    finally:
+        c.close()
+    for tp in list(same) + list(other):
+        if tp.error:
+            raise KafkaException(tp.error)
+    emit({"committed_same": {str(tp.partition): tp.offset for tp in same},
+          "committed_new": {str(tp.partition): tp.offset for tp in other},
+          "first_read": {str(p): o for p, o in first.items()}})
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -252,8 +463,35 @@ def main():
     g.add_argument("group")
     g.add_argument("--expect", type=int, required=True)
     g.add_argument("--timeout", type=float, default=60)
+    mb = sub.add_parser("member")
+    mb.add_argument("bootstrap")
+    mb.add_argument("topic")
+    mb.add_argument("group")
+    mb.add_argument("--name", required=True)
+    mb.add_argument("--stop-file", required=True)
+    mb.add_argument("--session-timeout-ms", type=int, default=6000)
+    mb.add_argument("--strategy")
+    ca = sub.add_parser("commit-at")
+    ca.add_argument("bootstrap")
+    ca.add_argument("topic")
+    ca.add_argument("group")
+    ca.add_argument("--commit", action="append", required=True)
+    ca.add_argument("--timeout", type=float, default=60)
+    rs = sub.add_parser("resume")
+    rs.add_argument("bootstrap")
+    rs.add_argument("topic")
+    rs.add_argument("group")
+    rs.add_argument("--end", action="append", required=True)
+    rs.add_argument("--timeout", type=float, default=60)
+    sc = sub.add_parser("simple-commit")
+    sc.add_argument("bootstrap")
+    sc.add_argument("topic")
+    sc.add_argument("group")
+    sc.add_argument("--commit", action="append", required=True)
     a = ap.parse_args()
-    {"create": cmd_create, "produce": cmd_produce, "consume": cmd_consume, "group": cmd_group}[a.cmd](a)
+    {"create": cmd_create, "produce": cmd_produce, "consume": cmd_consume, "group": cmd_group,
+     "member": cmd_member, "commit-at": cmd_commit_at, "resume": cmd_resume,
+     "simple-commit": cmd_simple_commit}[a.cmd](a)
 
 
 if __name__ == "__main__":

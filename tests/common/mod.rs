@@ -629,6 +629,11 @@ pub fn spawn_java(class: &str, args: &[&str]) -> RunningClient {
     RunningClient::spawn(java_cmd(class, args), None, CLIENT_TIMEOUT, &format!("java {class} {}", args.join(" ")))
 }
 
+/// Starts a node client in the background (see `RunningClient`).
+pub fn spawn_node(script: &str, args: &[&str]) -> RunningClient {
+    RunningClient::spawn(node_cmd(script, args), None, CLIENT_TIMEOUT, &format!("node {script} {}", args.join(" ")))
+}
+
 /// Starts a python client in the background (see `RunningClient`).
 pub fn spawn_python(script: &str, args: &[&str]) -> RunningClient {
     RunningClient::spawn(python_cmd(script, args), None, CLIENT_TIMEOUT, &format!("python {script} {}", args.join(" ")))
@@ -706,6 +711,25 @@ impl RunningClient {
             threads,
             deadline: Instant::now() + timeout,
         }
+    }
+
+    /// The client's process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the client was already reaped").id()
+    }
+
+    /// Whether the process has exited (without reaping its output).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))) | None)
+    }
+
+    /// SIGKILLs the client (no clean shutdown: a crashed consumer) and
+    /// returns what it printed until then.
+    pub fn kill9(mut self) -> Output {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+        }
+        self.wait()
     }
 
     pub fn stdout_so_far(&self) -> String {

@@ -1,12 +1,13 @@
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
-import java.util.stream.Collectors;
+import java.util.TreeSet;
 
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -17,86 +18,100 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 /**
- * One member of a consumer group, for the group tests: subscribes, then
- * polls and commits synchronously until STOPFILE exists (or 100 s pass),
- * then closes (leaving the group).
+ * A long-running member of a consumer group (classic protocol, the client's
+ * defaults otherwise: range assignor first, auto commit), for the rebalance
+ * tests in tests/groups.rs.
  *
- * Usage: GroupMember BOOTSTRAP TOPIC GROUP PROTOCOL STOPFILE
- *   PROTOCOL: classic or consumer (KIP-848).
+ * Usage: GroupMember BOOTSTRAP TOPIC GROUP --name NAME --stop-file PATH [--session-timeout-ms MS]
+ *          [--assignor CLASS]   (e.g. org.apache.kafka.clients.consumer.CooperativeStickyAssignor)
  *
- * Prints one JSON object per line, flushed at once:
- *   {"event":"assigned","partitions":[..]}  partitions added to the member
- *   {"event":"revoked","partitions":[..]}   partitions taken away (or lost)
- *   {"event":"records","records":[[p,o],..]} what a poll returned
- *   {"event":"closed"}
+ * Prints one JSON object per line on stdout:
+ *   {"ev":"assigned","gen":G,"member":ID,"parts":[...]}  after each assignment: everything it owns now
+ *   {"ev":"revoked"|"lost","gen":G,"member":ID,"parts":[...]}  the partitions it gave up
+ *   {"ev":"records","r":[[partition, offset], ...]}  what one poll returned
+ *   {"ev":"closed"}  after close() (LeaveGroup) once PATH exists
+ * Auto commit commits during the next poll, after the records were printed.
  */
 public final class GroupMember {
-    public static void main(String[] args) throws Exception {
-        String bootstrap = args[0], topic = args[1], group = args[2], protocol = args[3];
-        Path stop = Path.of(args[4]);
-        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+    private GroupMember() {}
+
+    public static void main(String[] argv) throws Exception {
+        Util.Args a = new Util.Args(argv);
+        String boot = a.pos(0, "BOOTSTRAP");
+        String topic = a.pos(1, "TOPIC");
+        String group = a.pos(2, "GROUP");
+        String name = a.opt("name", "member");
+        Path stop = Path.of(a.opt("stop-file", "/nonexistent"));
+        long session = a.optLong("session-timeout-ms", 6000);
+
         Properties p = new Properties();
-        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+        p.put(ConsumerConfig.CLIENT_ID_CONFIG, "sluice-test-java-" + name);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
-        p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "true");
+        p.put(ConsumerConfig.AUTO_COMMIT_INTERVAL_MS_CONFIG, "500");
+        p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, Long.toString(session));
+        p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Long.toString(Math.max(100, session / 8)));
+        String assignor = a.opt("assignor", null);
+        if (assignor != null) {
+            p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+        }
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
-        if (protocol.equals("classic")) {
-            // The broker's minimum in the tests; KIP-848 sessions are the broker's.
-            p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
-            p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
-        }
+
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
             c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                 @Override
                 public void onPartitionsRevoked(Collection<TopicPartition> parts) {
-                    if (!parts.isEmpty()) {
-                        out.println(event("revoked", parts));
-                    }
+                    report("revoked", c, parts);
                 }
 
                 @Override
                 public void onPartitionsLost(Collection<TopicPartition> parts) {
-                    if (!parts.isEmpty()) {
-                        out.println(event("revoked", parts));
-                    }
+                    report("lost", c, parts);
                 }
 
                 @Override
                 public void onPartitionsAssigned(Collection<TopicPartition> parts) {
-                    if (!parts.isEmpty()) {
-                        out.println(event("assigned", parts));
-                    }
+                    // The whole assignment, also for cooperative assignors
+                    // (whose callback only names what was added).
+                    report("assigned", c, c.assignment());
                 }
             });
-            long deadline = System.nanoTime() + Duration.ofSeconds(100).toNanos();
-            while (!Files.exists(stop) && System.nanoTime() < deadline) {
+            Map<String, Object> started = new LinkedHashMap<>();
+            started.put("ev", "started");
+            started.put("name", name);
+            Util.emit(started);
+            while (!Files.exists(stop)) {
                 ConsumerRecords<byte[], byte[]> recs = c.poll(Duration.ofMillis(200));
                 if (recs.isEmpty()) {
                     continue;
                 }
-                StringBuilder sb = new StringBuilder("{\"event\":\"records\",\"records\":[");
-                boolean first = true;
-                for (ConsumerRecord<byte[], byte[]> r : recs) {
-                    sb.append(first ? "" : ",").append('[').append(r.partition()).append(',').append(r.offset()).append(']');
-                    first = false;
+                List<Object> r = new ArrayList<>();
+                for (ConsumerRecord<byte[], byte[]> rec : recs) {
+                    r.add(List.of(rec.partition(), rec.offset()));
                 }
-                out.println(sb.append("]}"));
-                try {
-                    c.commitSync(Duration.ofSeconds(10));
-                } catch (Exception e) {
-                    // A rebalance may take the partitions first; the next owner re-reads.
-                    System.err.println("commit failed: " + e);
-                }
+                Map<String, Object> ev = new LinkedHashMap<>();
+                ev.put("ev", "records");
+                ev.put("r", r);
+                Util.emit(ev);
             }
-        }
-        out.println("{\"event\":\"closed\"}");
+        } // close(): commits what was polled, leaves the group
+        Util.emit(Map.of("ev", "closed"));
     }
 
-    private static String event(String name, Collection<TopicPartition> parts) {
-        String ps = parts.stream().map(tp -> Integer.toString(tp.partition())).sorted().collect(Collectors.joining(","));
-        return "{\"event\":\"" + name + "\",\"partitions\":[" + ps + "]}";
+    private static void report(String what, KafkaConsumer<byte[], byte[]> c, Collection<TopicPartition> parts) {
+        TreeSet<Integer> ps = new TreeSet<>();
+        for (TopicPartition tp : parts) {
+            ps.add(tp.partition());
+        }
+        Map<String, Object> ev = new LinkedHashMap<>();
+        ev.put("ev", what);
+        ev.put("gen", c.groupMetadata().generationId());
+        ev.put("member", c.groupMetadata().memberId());
+        ev.put("parts", new ArrayList<>(ps));
+        Util.emit(ev);
     }
 }
