@@ -218,10 +218,27 @@ impl Broker {
             panic!("restart: the broker is still running; stop it first (sigterm_and_wait or kill9)");
         }
         self.child = None;
-        self.spawn();
-        if let Err(e) = self.wait_ready() {
-            self.start_failed(e);
+        // A killed broker's listening socket can outlive the process for a
+        // moment (io_uring tears its ring down asynchronously, holding the
+        // socket): retry the same port a bounded number of times.
+        for attempt in 1..=20 {
+            let before = fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0);
+            self.spawn();
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(StartError::Exited(_)) if attempt < 20 && self.log_since_says_port_in_use(before) => {
+                    self.child = None;
+                    thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => self.start_failed(e),
+            }
         }
+    }
+
+    fn log_since_says_port_in_use(&self, from: u64) -> bool {
+        let log = fs::read(&self.log_path).unwrap_or_default();
+        let tail = String::from_utf8_lossy(log.get(from as usize..).unwrap_or_default()).to_lowercase();
+        tail.contains("address already in use") || tail.contains("addrinuse")
     }
 
     /// The last lines of the broker's log (stderr and stdout, all starts).
