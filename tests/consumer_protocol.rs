@@ -121,6 +121,23 @@ fn java_consumer_protocol_members_split_partitions_and_take_over_from_a_dead_one
     let total: usize = members.iter().map(|m| m.as_arr().len()).sum();
     assert_eq!(total, 6, "{}", described.short());
 
+    // So does `sluice group describe` (through ConsumerGroupDescribe).
+    let cli = common::run(
+        {
+            let mut cmd = std::process::Command::new(common::broker_bin());
+            cmd.args(["group", "describe", &group, "--bootstrap-server", &boot]);
+            cmd
+        },
+        None,
+        Duration::from_secs(60),
+        "sluice group describe",
+    );
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{printed}\n{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(printed.contains("state Stable, 2 members"), "{printed}");
+    let rows = printed.lines().filter(|l| l.starts_with(group.as_str())).count();
+    assert_eq!(rows, 6, "one row per partition:\n{printed}");
+
     std::fs::write(&stop_file, b"").unwrap();
     for m in [a, b] {
         let out = m.wait();

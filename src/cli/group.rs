@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest,
+    ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest,
+    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -158,7 +158,9 @@ fn describe_group(coordinator: &mut Conn, group: &str) -> Result<Described> {
     let resp = coordinator.call(&req, v)?;
     let Some(g) = resp.groups.into_iter().next() else { bail!("DescribeGroups returned nothing for {group}") };
     if g.error_code == GROUP_ID_NOT_FOUND {
-        return Ok(Described { state: "Dead".into(), members: Vec::new() });
+        // Not a classic group: perhaps one of the new protocol (KIP-848).
+        let d = describe_consumer_group(coordinator, group)?;
+        return Ok(d.unwrap_or(Described { state: "Dead".into(), members: Vec::new() }));
     }
     check(g.error_code, g.error_message.as_deref()).with_context(|| format!("describing group {group}"))?;
     let consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.is_empty();
@@ -187,6 +189,32 @@ fn describe_group(coordinator: &mut Conn, group: &str) -> Result<Described> {
         })
         .collect();
     Ok(Described { state: g.group_state.to_string(), members })
+}
+
+/// ConsumerGroupDescribe, where the broker serves it; `None` when it does
+/// not or knows no such group.
+fn describe_consumer_group(coordinator: &mut Conn, group: &str) -> Result<Option<Described>> {
+    let Ok(v) = coordinator.version::<ConsumerGroupDescribeRequest>(1) else { return Ok(None) };
+    let mut req = ConsumerGroupDescribeRequest::default();
+    req.group_ids = vec![group_id(group)];
+    let resp = coordinator.call(&req, v)?;
+    let Some(g) = resp.groups.into_iter().next().filter(|g| g.error_code == 0) else { return Ok(None) };
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| GroupMember {
+            id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assigned: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|&p| (t.topic_name.to_string(), p)))
+                .collect(),
+        })
+        .collect();
+    Ok(Some(Described { state: g.group_state.to_string(), members }))
 }
 
 fn describe(cluster: &mut Cluster, group: &str, out: &mut impl Write) -> Result<()> {

@@ -292,12 +292,9 @@ def cmd_member(a):
     emit({"ev": "closed"})
 
 
-def cmd_commit_at(a):
-    """Joins GROUP alone, reads each partition of --commit up to OFFSET,
-    commits exactly those offsets synchronously (as the group member, with
-    its generation), reads them back with committed() and leaves."""
-    want = parse_start(a.commit)
-    conf = {
+def manual_commit_member_conf(a):
+    """A group member that commits only when told to, reading from the start."""
+    return {
         "bootstrap.servers": a.bootstrap,
         "client.id": CLIENT_ID,
         "group.id": a.group,
@@ -306,7 +303,14 @@ def cmd_commit_at(a):
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 500,
     }
-    c = Consumer(conf)
+
+
+def cmd_commit_at(a):
+    """Joins GROUP alone, reads each partition of --commit up to OFFSET,
+    commits exactly those offsets synchronously (as the group member, with
+    its generation), reads them back with committed() and leaves."""
+    want = parse_start(a.commit)
+    c = Consumer(manual_commit_member_conf(a))
     c.subscribe([a.topic])
     nxt = {}
     deadline = time.time() + a.timeout
@@ -340,16 +344,7 @@ def cmd_resume(a):
     committed() first, then subscribe and read until every partition of
     --end reached its OFFSET; reports what it read."""
     end = parse_start(a.end)
-    conf = {
-        "bootstrap.servers": a.bootstrap,
-        "client.id": CLIENT_ID,
-        "group.id": a.group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
-    }
-    c = Consumer(conf)
+    c = Consumer(manual_commit_member_conf(a))
     try:
         before = c.committed([TopicPartition(a.topic, p) for p in sorted(end)], timeout=10)
         for tp in before:
