@@ -85,6 +85,8 @@ pub struct Member {
     pub client_host: String,
     pub subscribed: BTreeSet<String>,
     pub regex: Option<String>,
+    /// `regex` compiled once when it changes (heartbeats use it each time).
+    pattern: Option<regex::Regex>,
     pub epoch: i32,
     previous_epoch: i32,
     rebalance_timeout: Duration,
@@ -124,9 +126,10 @@ fn holds(a: &Assignment, topic: &str, p: i32) -> bool {
     a.get(topic).is_some_and(|s| s.contains(&p))
 }
 
-/// Whether `pattern` (a whole-name match, as Kafka's RE2J does) names `topic`.
-fn regex_matches(pattern: &str, topic: &str) -> bool {
-    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(topic))
+/// A subscription pattern as a whole-name match (as Kafka's RE2J does);
+/// one that does not compile matches nothing.
+fn compile_pattern(pattern: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).ok()
 }
 
 impl ConsumerGroup {
@@ -164,20 +167,14 @@ impl ConsumerGroup {
 
     /// Every topic some member subscribes to (by name or pattern).
     pub fn subscribed_topics(&self, topics: &BTreeMap<String, i32>) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for m in self.members.values() {
-            out.extend(m.subscribed.iter().filter(|t| topics.contains_key(*t)).cloned());
-            if let Some(re) = &m.regex {
-                out.extend(topics.keys().filter(|t| regex_matches(re, t)).cloned());
-            }
-        }
-        out
+        self.members.values().flat_map(|m| Self::member_topics(m, topics)).collect()
     }
 
+    /// The existing topics one member subscribes to, by name or pattern.
     fn member_topics(m: &Member, topics: &BTreeMap<String, i32>) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = m.subscribed.iter().filter(|t| topics.contains_key(*t)).cloned().collect();
-        if let Some(re) = &m.regex {
-            out.extend(topics.keys().filter(|t| regex_matches(re, t)).cloned());
+        if let Some(re) = &m.pattern {
+            out.extend(topics.keys().filter(|t| re.is_match(t)).cloned());
         }
         out
     }
@@ -357,6 +354,7 @@ impl ConsumerGroup {
                     client_host: req.client_host.clone(),
                     subscribed: BTreeSet::new(),
                     regex: None,
+                    pattern: None,
                     epoch: 0,
                     previous_epoch: 0,
                     rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64),
@@ -402,8 +400,11 @@ impl ConsumerGroup {
         }
         if let Some(re) = &req.regex {
             let re = (!re.is_empty()).then(|| re.clone());
-            changed |= re != m.regex;
-            m.regex = re;
+            if re != m.regex {
+                changed = true;
+                m.pattern = re.as_deref().and_then(compile_pattern);
+                m.regex = re;
+            }
         }
         if changed {
             self.bump();

@@ -437,9 +437,11 @@ pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<
                     group_type: "consumer",
                 }))
             });
+            // Groups with offsets but no membership state: Kafka's "simple" groups.
+            let known: std::collections::HashSet<String> = out.iter().map(|g| g.group_id.clone()).collect();
             OFFSETS.with(|o| {
                 for id in o.borrow().group_ids() {
-                    if !out.iter().any(|g| &g.group_id == id) {
+                    if !known.contains(id) {
                         let simple = ListedGroup {
                             group_id: id.clone(),
                             protocol_type: String::new(),
