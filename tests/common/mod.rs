@@ -19,15 +19,23 @@
 //!   tests that stop or restart the broker panic.
 //! - `SLUICE_TEST_BROKER_BIN=PATH`: run this binary instead of the `sluice`
 //!   that cargo built (same command line).
+//! - `SLUICE_TEST_BROKER=kafka`: start Apache Kafka (single-node KRaft, the
+//!   jars test-deps.sh installs) instead of Sluice: the reference broker the
+//!   client tests must pass against too (kafka_broker.rs).
 //! - `SLUICE_TEST_KEEP=1`: keep each broker's temp dir (data and log).
 //! - `SLUICE_TEST_JAVA_LOG=info|debug|...`: the Java client's log level
 //!   (stderr; default warn).
 #![allow(dead_code)]
 
+pub mod go;
 pub mod json;
+pub mod kafka_broker;
+pub mod kafka_tools;
 pub mod records;
 
 pub use json::Json;
+#[allow(unused_imports)]
+pub use kafka_broker::{broker_name, reference_kafka, sluice_only};
 pub use records::Rec;
 
 use std::collections::HashSet;
@@ -63,6 +71,8 @@ pub struct Broker {
     cores: usize,
     starts: usize,
     external: Option<String>,
+    /// Apache Kafka instead of Sluice: its controller listener's port.
+    kafka_controller_port: Option<u16>,
 }
 
 enum StartError {
@@ -97,9 +107,13 @@ impl Broker {
                 cores,
                 starts: 0,
                 external: Some(ext),
+                kafka_controller_port: None,
             };
         }
-        let config_path = if config_lines.is_empty() {
+        let kafka = reference_kafka();
+        let config_path = if kafka {
+            Some(dir.path().join("server.properties"))
+        } else if config_lines.is_empty() {
             None
         } else {
             let path = dir.path().join("broker.properties");
@@ -118,11 +132,23 @@ impl Broker {
             cores,
             starts: 0,
             external: None,
+            kafka_controller_port: None,
         };
+        let kafka_lines: Vec<String> = config_lines.iter().map(|l| l.to_string()).collect();
         // A port picked free can be taken by another test before the broker
         // binds it: then the broker exits at once, and we try another port.
         for attempt in 1..=3 {
             broker.port = free_port();
+            if kafka {
+                let controller = free_port();
+                broker.kafka_controller_port = Some(controller);
+                let lines: Vec<&str> = kafka_lines.iter().map(String::as_str).collect();
+                let cfg = broker.config_path.clone().expect("Kafka's config path");
+                kafka_broker::write_config(&cfg, broker.port, controller, &broker.data_dir, &lines);
+                if attempt == 1 {
+                    kafka_broker::format_storage(broker.dir.as_ref().expect("temp dir").path(), &cfg);
+                }
+            }
             broker.spawn();
             match broker.wait_ready() {
                 Ok(()) => return broker,
@@ -258,6 +284,25 @@ impl Broker {
             OpenOptions::new().create(true).append(true).open(&self.log_path).expect("opening the broker log");
         writeln!(log, "=== sluice-test: start #{} on 127.0.0.1:{} ===", self.starts, self.port)
             .expect("writing the log");
+        let mut cmd = if self.kafka_controller_port.is_some() {
+            let dir = self.dir.as_ref().expect("temp dir").path().to_path_buf();
+            let cfg = self.config_path.clone().expect("Kafka's config path");
+            kafka_broker::server_command(&dir, &cfg)
+        } else {
+            self.sluice_command()
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .env_remove("SLUICE_DATA_DIR")
+            .env_remove("SLUICE_LISTENERS")
+            .env_remove("SLUICE_CORES");
+        die_with_parent(&mut cmd);
+        let what = if self.kafka_controller_port.is_some() { PathBuf::from("java kafka.Kafka") } else { broker_bin() };
+        self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", what.display())));
+    }
+
+    fn sluice_command(&self) -> Command {
         let mut cmd = Command::new(broker_bin());
         cmd.arg("serve")
             .arg("--listeners")
@@ -269,19 +314,22 @@ impl Broker {
         if let Some(cfg) = &self.config_path {
             cmd.arg("--config").arg(cfg);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .env_remove("SLUICE_DATA_DIR")
-            .env_remove("SLUICE_LISTENERS")
-            .env_remove("SLUICE_CORES");
-        die_with_parent(&mut cmd);
-        self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", broker_bin().display())));
+        cmd
     }
 
     fn wait_ready(&mut self) -> Result<(), StartError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + START_TIMEOUT;
+        let kafka = self.kafka_controller_port.is_some();
+        let deadline = Instant::now() + if kafka { kafka_broker::KAFKA_START_TIMEOUT } else { START_TIMEOUT };
+        // Kafka listens before it serves: wait for its "started" line of this start.
+        let log_from = if kafka { fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0) } else { 0 };
+        let log_path = self.log_path.clone();
+        let kafka_started = move || {
+            !kafka || {
+                let log = fs::read(&log_path).unwrap_or_default();
+                kafka_broker::started(&String::from_utf8_lossy(log.get(log_from as usize..).unwrap_or_default()))
+            }
+        };
         let child = self.child.as_mut().expect("spawned");
         loop {
             if let Some(status) = child.try_wait().expect("waiting for the broker") {
@@ -292,6 +340,7 @@ impl Broker {
             // that took the port.
             if listens_on(child.id(), self.port)
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+                && kafka_started()
             {
                 return Ok(());
             }
@@ -362,10 +411,18 @@ pub fn free_port() -> u16 {
 /// 0.0.0.0:`port`). If /proc cannot be read, says yes.
 fn listens_on(pid: u32, port: u16) -> bool {
     let Ok(tcp) = fs::read_to_string("/proc/net/tcp") else { return true };
-    let wanted = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
+    // Java binds dual-stack sockets: 127.0.0.1 shows as an IPv4-mapped address in tcp6.
+    let tcp6 = fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    let wanted = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+        format!("0000000000000000FFFF00000100007F:{port:04X}"),
+        format!("00000000000000000000000000000000:{port:04X}"),
+    ];
     let inodes: HashSet<&str> = tcp
         .lines()
         .skip(1)
+        .chain(tcp6.lines().skip(1))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // local_address rem_address st ... inode is field 9
@@ -467,7 +524,7 @@ pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("clients")
 }
 
-fn missing(what: &str, path: &Path) -> ! {
+pub(crate) fn missing(what: &str, path: &Path) -> ! {
     panic!("{what} not found at {}: run scripts/test-deps.sh (it installs the test clients)", path.display())
 }
 
