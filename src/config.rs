@@ -52,6 +52,12 @@ pub struct BrokerConfig {
     /// `group.consumer.heartbeat.interval.ms`: how often members heartbeat;
     /// new assignments reach them at this pace.
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.{min,max}.{session.timeout,heartbeat.interval}.ms`:
+    /// the bounds Kafka checks the two settings above against at start-up.
+    pub group_consumer_min_session_timeout_ms: u64,
+    pub group_consumer_max_session_timeout_ms: u64,
+    pub group_consumer_min_heartbeat_interval_ms: i32,
+    pub group_consumer_max_heartbeat_interval_ms: i32,
     /// `log.cleaner.enable`: compact topics whose policy says so.
     pub cleaner_enable: bool,
     /// `log.cleaner.backoff.ms`: how often each partition checks whether a
@@ -335,6 +341,10 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 104_857_600,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_min_session_timeout_ms: 45_000,
+            group_consumer_max_session_timeout_ms: 60_000,
+            group_consumer_min_heartbeat_interval_ms: 5_000,
+            group_consumer_max_heartbeat_interval_ms: 15_000,
             cleaner_enable: true,
             cleaner_backoff: Duration::from_millis(15_000),
             cleaner_dedupe_buffer_size: 128 << 20,
@@ -457,6 +467,18 @@ impl BrokerConfig {
                 "group.consumer.heartbeat.interval.ms" => {
                     self.group_consumer_heartbeat_interval_ms = parse_num::<i32>(key, v)?.max(1)
                 }
+                "group.consumer.min.session.timeout.ms" => {
+                    self.group_consumer_min_session_timeout_ms = parse_num::<u64>(key, v)?.max(1)
+                }
+                "group.consumer.max.session.timeout.ms" => {
+                    self.group_consumer_max_session_timeout_ms = parse_num::<u64>(key, v)?.max(1)
+                }
+                "group.consumer.min.heartbeat.interval.ms" => {
+                    self.group_consumer_min_heartbeat_interval_ms = parse_num::<i32>(key, v)?.max(1)
+                }
+                "group.consumer.max.heartbeat.interval.ms" => {
+                    self.group_consumer_max_heartbeat_interval_ms = parse_num::<i32>(key, v)?.max(1)
+                }
                 _ => {
                     unknown.push(key.clone());
                     continue;
@@ -464,7 +486,34 @@ impl BrokerConfig {
             }
             self.explicit.insert(key.clone(), v.to_string());
         }
+        self.check_consumer_group_bounds()?;
         Ok(unknown)
+    }
+
+    /// The checks Kafka's GroupCoordinatorConfig makes at start-up, so that a
+    /// config Kafka refuses is refused here too.
+    fn check_consumer_group_bounds(&self) -> Result<(), String> {
+        let (hb, min_hb, max_hb) = (
+            i64::from(self.group_consumer_heartbeat_interval_ms),
+            i64::from(self.group_consumer_min_heartbeat_interval_ms),
+            i64::from(self.group_consumer_max_heartbeat_interval_ms),
+        );
+        let (st, min_st, max_st) = (
+            self.group_consumer_session_timeout_ms as i64,
+            self.group_consumer_min_session_timeout_ms as i64,
+            self.group_consumer_max_session_timeout_ms as i64,
+        );
+        let checks = [
+            (hb >= min_hb, "group.consumer.heartbeat.interval.ms must be greater than or equal to group.consumer.min.heartbeat.interval.ms"),
+            (hb <= max_hb, "group.consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms"),
+            (st >= min_st, "group.consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms"),
+            (st <= max_st, "group.consumer.session.timeout.ms must be less than or equal to group.consumer.max.session.timeout.ms"),
+            (hb < st, "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(why.to_string()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -504,6 +553,25 @@ pub fn env_settings() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_group_timeouts_are_checked_against_their_bounds_as_kafka_does() {
+        let set = |pairs: &[(&str, &str)]| {
+            let mut c = BrokerConfig::default();
+            c.apply(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+        };
+        let err = set(&[("group.consumer.heartbeat.interval.ms", "300")]).unwrap_err();
+        assert!(err.contains("group.consumer.min.heartbeat.interval.ms"), "{err}");
+        assert!(set(&[("group.consumer.session.timeout.ms", "4000")]).is_err());
+        assert!(set(&[("group.consumer.session.timeout.ms", "90000")]).is_err());
+        let ok = [
+            ("group.consumer.min.heartbeat.interval.ms", "300"),
+            ("group.consumer.heartbeat.interval.ms", "300"),
+            ("group.consumer.min.session.timeout.ms", "4000"),
+            ("group.consumer.session.timeout.ms", "4000"),
+        ];
+        assert!(set(&ok).unwrap().is_empty());
+    }
 
     #[test]
     fn layers_apply_in_order() {

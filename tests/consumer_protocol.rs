@@ -81,8 +81,15 @@ fn member(broker: &Broker, topic: &str, group: &str, stop: &Path) -> RunningClie
 
 #[test]
 fn java_consumer_protocol_members_split_partitions_and_take_over_from_a_dead_one() {
-    let broker =
-        Broker::start_with(&["group.consumer.heartbeat.interval.ms=300", "group.consumer.session.timeout.ms=4000"], 2);
+    let broker = Broker::start_with(
+        &[
+            "group.consumer.min.heartbeat.interval.ms=300",
+            "group.consumer.heartbeat.interval.ms=300",
+            "group.consumer.min.session.timeout.ms=4000",
+            "group.consumer.session.timeout.ms=4000",
+        ],
+        2,
+    );
     let boot = broker.bootstrap();
     let topic = unique_name("kip848");
     let group = unique_name("kip848-group");

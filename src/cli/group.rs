@@ -157,8 +157,10 @@ fn describe_group(coordinator: &mut Conn, group: &str) -> Result<Described> {
     req.groups = vec![group_id(group)];
     let resp = coordinator.call(&req, v)?;
     let Some(g) = resp.groups.into_iter().next() else { bail!("DescribeGroups returned nothing for {group}") };
-    if g.error_code == GROUP_ID_NOT_FOUND {
-        // Not a classic group: perhaps one of the new protocol (KIP-848).
+    // Below v6 Kafka says "no such classic group" as a Dead group without an
+    // error (KIP-1043 added the error code): both mean it may be a group of
+    // the new protocol (KIP-848).
+    if g.error_code == GROUP_ID_NOT_FOUND || (g.error_code == 0 && g.group_state.as_str() == "Dead") {
         let d = describe_consumer_group(coordinator, group)?;
         return Ok(d.unwrap_or(Described { state: "Dead".into(), members: Vec::new() }));
     }

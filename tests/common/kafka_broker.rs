@@ -65,8 +65,9 @@ pub fn kafka_libs() -> PathBuf {
 }
 
 /// Kafka's server properties for one test broker: Kafka's own defaults, as a
-/// single node needs them (internal topics with one replica), then the
-/// test's lines, which win (a later key overrides an earlier one).
+/// single node needs them (internal topics with one replica; retention and
+/// cleaner tasks from the start instead of 30 s later, as Sluice runs them),
+/// then the test's lines, which win (a later key overrides an earlier one).
 pub fn write_config(path: &Path, port: u16, controller_port: u16, log_dir: &Path, lines: &[&str]) {
     let mut text = format!(
         "process.roles=broker,controller\n\
@@ -82,7 +83,8 @@ pub fn write_config(path: &Path, port: u16, controller_port: u16, log_dir: &Path
          transaction.state.log.replication.factor=1\n\
          transaction.state.log.min.isr=1\n\
          share.coordinator.state.topic.replication.factor=1\n\
-         share.coordinator.state.topic.min.isr=1\n",
+         share.coordinator.state.topic.min.isr=1\n\
+         log.initial.task.delay.ms=0\n",
         log_dir.display()
     );
     for l in lines {
