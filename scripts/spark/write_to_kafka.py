@@ -1,8 +1,9 @@
 """Spark Structured Streaming: stream a directory of CSV files into a Sluice topic.
 
 The classic "files to Kafka" example, pointed at a Sluice broker. Every CSV
-file that appears in --input becomes records: key = the id column, value = the
-row as JSON. The checkpoint records which files are done, so a restarted query
+file (a header line, fields separated by --delimiter, default ',') that
+appears in --input becomes records: key = the id column, value = the row as
+JSON. The checkpoint records which files are done, so a restarted query
 writes only the new ones. Spark's Kafka sink is the Java client's default
 producer (idempotent, acks=all).
 
@@ -33,6 +34,8 @@ def parse_args():
     ap.add_argument("--schema", default=DEFAULT_SCHEMA,
                     help=f"the CSV columns as a Spark DDL string (default '{DEFAULT_SCHEMA}'); "
                     "the first column is the record key")
+    ap.add_argument("--delimiter", default=",",
+                    help="the CSV field separator (default ','), e.g. ';'")
     ap.add_argument("--available-now", action="store_true",
                     help="write the files present now, then stop")
     return ap.parse_args()
@@ -43,7 +46,7 @@ def main():
     spark = SparkSession.builder.appName("sluice-write-to-kafka").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
 
-    rows = spark.readStream.schema(a.schema).option("header", True).csv(a.input)
+    rows = spark.readStream.schema(a.schema).option("header", True).option("sep", a.delimiter).csv(a.input)
     key_column = rows.columns[0]
     records = rows.select(
         col(key_column).cast("string").alias("key"),
