@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use sluice_storage::{CompactionConfig, FlushPolicy, LogConfig};
 
+pub mod synonyms;
+
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub node_id: i32,
@@ -263,37 +265,6 @@ impl TopicDefaults {
         })
     }
 
-    /// The broker settings a topic config falls back to, most specific
-    /// first (Kafka's synonyms).
-    pub fn synonyms(key: &str) -> &'static [&'static str] {
-        match key {
-            "cleanup.policy" => &["log.cleanup.policy"],
-            "retention.ms" => &["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
-            "retention.bytes" => &["log.retention.bytes"],
-            "segment.bytes" => &["log.segment.bytes"],
-            "segment.ms" => &["log.roll.ms", "log.roll.hours"],
-            "max.message.bytes" => &["message.max.bytes"],
-            "message.timestamp.type" => &["log.message.timestamp.type"],
-            "flush.messages" => &["log.flush.interval.messages"],
-            "flush.ms" => &["log.flush.interval.ms"],
-            "index.interval.bytes" => &["log.index.interval.bytes"],
-            "min.insync.replicas" => &["min.insync.replicas"],
-            "compression.type" => &["compression.type"],
-            "delete.retention.ms" => &["log.cleaner.delete.retention.ms"],
-            "min.compaction.lag.ms" => &["log.cleaner.min.compaction.lag.ms"],
-            "max.compaction.lag.ms" => &["log.cleaner.max.compaction.lag.ms"],
-            "min.cleanable.dirty.ratio" => &["log.cleaner.min.cleanable.ratio"],
-            "unclean.leader.election.enable" => &["unclean.leader.election.enable"],
-            "preallocate" => &["log.preallocate"],
-            "segment.index.bytes" => &["log.index.size.max.bytes"],
-            "segment.jitter.ms" => &["log.roll.jitter.ms"],
-            "file.delete.delay.ms" => &["log.segment.delete.delay.ms"],
-            "message.timestamp.before.max.ms" => &["log.message.timestamp.before.max.ms"],
-            "message.timestamp.after.max.ms" => &["log.message.timestamp.after.max.ms"],
-            _ => &[],
-        }
-    }
-
     /// Kafka's ConfigType code of a topic config (DescribeConfigs v3+).
     pub fn config_type(key: &str) -> i8 {
         const BOOLEAN: i8 = 1;
@@ -416,12 +387,29 @@ impl BrokerConfig {
                 "socket.request.max.bytes" => self.socket_request_max_bytes = parse_num(key, v)?,
                 "sluice.cores" => self.cores = parse_num::<usize>(key, v)?.max(1),
                 "log.segment.bytes" => d.segment_bytes = parse_num(key, v)?,
+                // Of synonyms set together the most specific wins, in any
+                // order, as in Kafka (log.retention.ms over .minutes over .hours).
                 "log.roll.ms" => d.segment_ms = parse_num(key, v)?,
-                "log.roll.hours" => d.segment_ms = parse_num::<i64>(key, v)? * 3_600_000,
+                "log.roll.hours" => {
+                    let ms = parse_num::<i64>(key, v)? * 3_600_000;
+                    if !self.explicit.contains_key("log.roll.ms") {
+                        d.segment_ms = ms;
+                    }
+                }
                 "log.retention.bytes" => d.retention_bytes = parse_num(key, v)?,
                 "log.retention.ms" => d.retention_ms = parse_num(key, v)?,
-                "log.retention.minutes" => d.retention_ms = parse_num::<i64>(key, v)? * 60_000,
-                "log.retention.hours" => d.retention_ms = parse_num::<i64>(key, v)? * 3_600_000,
+                "log.retention.minutes" => {
+                    let ms = parse_num::<i64>(key, v)? * 60_000;
+                    if !self.explicit.contains_key("log.retention.ms") {
+                        d.retention_ms = ms;
+                    }
+                }
+                "log.retention.hours" => {
+                    let ms = parse_num::<i64>(key, v)? * 3_600_000;
+                    if !["log.retention.ms", "log.retention.minutes"].iter().any(|k| self.explicit.contains_key(*k)) {
+                        d.retention_ms = ms;
+                    }
+                }
                 "log.index.interval.bytes" => d.index_interval_bytes = parse_num(key, v)?,
                 "message.max.bytes" => d.message_max_bytes = parse_num(key, v)?,
                 "log.message.timestamp.type" => d.log_append_time = v == "LogAppendTime",
@@ -622,6 +610,19 @@ mod tests {
     }
 
     #[test]
+    fn the_most_specific_synonym_wins_in_any_order() {
+        let mut c = BrokerConfig::default();
+        let props =
+            parse_properties("log.roll.ms=7200000\nlog.roll.hours=5\nlog.retention.hours=1\nlog.retention.minutes=2\n");
+        assert!(c.apply(&props).unwrap().is_empty());
+        assert_eq!(c.log_defaults.segment_ms, 7_200_000);
+        assert_eq!(c.log_defaults.retention_ms, 120_000);
+        assert!(c.apply(&[("log.retention.ms".into(), "5000".into())]).unwrap().is_empty());
+        assert!(c.apply(&[("log.retention.hours".into(), "3".into())]).unwrap().is_empty());
+        assert_eq!(c.log_defaults.retention_ms, 5000);
+    }
+
+    #[test]
     fn compaction_settings() {
         let mut c = BrokerConfig::default();
         let props = parse_properties(
@@ -648,6 +649,7 @@ mod tests {
 /// Where a config's value comes from (Kafka's ConfigSource codes).
 pub mod source {
     pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
     pub const STATIC_BROKER_CONFIG: i8 = 4;
     pub const DEFAULT_CONFIG: i8 = 5;
 }
@@ -659,6 +661,9 @@ pub struct ConfigEntry {
     pub source: i8,
     /// (name, value, source), most specific first.
     pub synonyms: Vec<(String, String, i8)>,
+    /// The source CreateTopics reports, which Kafka works out differently
+    /// (synonyms::create_source).
+    pub create_source: i8,
 }
 
 impl BrokerConfig {
@@ -668,27 +673,24 @@ impl BrokerConfig {
             .iter()
             .filter_map(|&key| {
                 let default = self.log_defaults.default_value(key)?;
-                let mut synonyms = Vec::new();
+                let fallback = synonyms::topic_fallback(key);
+                let mut chain = Vec::new();
                 if let Some(v) = overrides.get(key) {
-                    synonyms.push((key.to_string(), v.clone(), source::DYNAMIC_TOPIC_CONFIG));
+                    chain.push((key.to_string(), v.clone(), source::DYNAMIC_TOPIC_CONFIG));
                 }
-                let names = TopicDefaults::synonyms(key);
-                for &n in names {
-                    if let Some(v) = self.explicit.get(n) {
-                        synonyms.push((n.to_string(), v.clone(), source::STATIC_BROKER_CONFIG));
-                    }
-                }
-                if let Some(&n) = names.first() {
-                    synonyms.push((n.to_string(), default.clone(), source::DEFAULT_CONFIG));
-                }
-                let (value, source) = match overrides.get(key) {
-                    Some(v) => (v.clone(), source::DYNAMIC_TOPIC_CONFIG),
-                    None if synonyms.iter().any(|s| s.2 == source::STATIC_BROKER_CONFIG) => {
-                        (default, source::STATIC_BROKER_CONFIG)
-                    }
-                    None => (default, source::DEFAULT_CONFIG),
+                chain.extend(fallback.map(|b| synonyms::describe_chain(b, &self.explicit)).unwrap_or_default());
+                let create_source = match (overrides.contains_key(key), fallback) {
+                    (true, _) => source::DYNAMIC_TOPIC_CONFIG,
+                    (false, Some(b)) => synonyms::create_source(b, &self.explicit),
+                    (false, None) => source::DEFAULT_CONFIG,
                 };
-                Some(ConfigEntry { name: key.to_string(), value, source, synonyms })
+                Some(ConfigEntry {
+                    name: key.to_string(),
+                    value: overrides.get(key).cloned().unwrap_or(default),
+                    source: chain.first().map_or(source::DEFAULT_CONFIG, |s| s.2),
+                    synonyms: chain,
+                    create_source,
+                })
             })
             .collect()
     }
@@ -732,17 +734,21 @@ impl BrokerConfig {
         all.sort();
         all.into_iter()
             .map(|(name, value)| {
-                let source = if self.explicit.contains_key(name) {
+                let static_or_default = if self.explicit.contains_key(name) {
                     source::STATIC_BROKER_CONFIG
                 } else {
                     source::DEFAULT_CONFIG
                 };
-                ConfigEntry {
-                    name: name.to_string(),
-                    synonyms: vec![(name.to_string(), value.clone(), source)],
-                    value,
-                    source,
-                }
+                // A topic config's broker setting lists Kafka's synonyms
+                // (its static value, then Kafka's default); the others just
+                // their own value.
+                let chain = if synonyms::group(name).iter().any(|n| synonyms::kafka_default(n).is_some()) {
+                    synonyms::describe_chain(name, &self.explicit)
+                } else {
+                    vec![(name.to_string(), value.clone(), static_or_default)]
+                };
+                let source = chain.first().map_or(source::DEFAULT_CONFIG, |s| s.2);
+                ConfigEntry { name: name.to_string(), synonyms: chain, value, source, create_source: source }
             })
             .collect()
     }

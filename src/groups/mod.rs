@@ -377,24 +377,34 @@ where
     all.into_iter().map(|(_, t)| t).collect()
 }
 
-/// DescribeGroups: the group as Kafka shows it, `Dead` when unknown.
-pub async fn describe_groups(ids: Vec<String>) -> Vec<(String, Result<GroupView, i16>)> {
+/// Why DescribeGroups or ConsumerGroupDescribe describes no group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotDescribed {
+    /// An error code (the coordinator is still loading).
+    Error(i16),
+    /// No group of that id.
+    Unknown,
+    /// A group of the other protocol, which the other API describes.
+    OtherType,
+}
+
+/// DescribeGroups: the classic group as Kafka shows it.
+pub async fn describe_groups(ids: Vec<String>) -> Vec<(String, Result<GroupView, NotDescribed>)> {
     per_group(ids, |id| async move {
         if let Some(e) = loading() {
-            return (id, Err(e));
+            return (id, Err(NotDescribed::Error(e)));
         }
-        // Kafka answers for classic groups only; ConsumerGroupDescribe
-        // describes the others.
         if CONSUMER_GROUPS.with(|g| g.borrow().contains_key(&id)) {
-            return (id, Err(code(ResponseError::GroupIdNotFound)));
+            return (id, Err(NotDescribed::OtherType));
         }
-        let view = GROUPS.with(|g| g.borrow().get(&id).map(Group::describe));
-        let view = view.unwrap_or_else(|| {
-            // Offsets without members: Kafka's "simple" group, Empty.
-            let known = OFFSETS.with(|o| o.borrow().has_group(&id));
-            GroupView { state: if known { "Empty" } else { "Dead" }, ..GroupView::default() }
-        });
-        (id, Ok(view))
+        if let Some(view) = GROUPS.with(|g| g.borrow().get(&id).map(Group::describe)) {
+            return (id, Ok(view));
+        }
+        // Offsets without members: Kafka's "simple" group, Empty.
+        if OFFSETS.with(|o| o.borrow().has_group(&id)) {
+            return (id, Ok(GroupView { state: "Empty", ..GroupView::default() }));
+        }
+        (id, Err(NotDescribed::Unknown))
     })
     .await
 }
@@ -621,10 +631,10 @@ pub struct ConsumerGroupView {
     pub members: Vec<(consumer::Member, consumer::Assignment)>,
 }
 
-pub async fn consumer_describe(ids: Vec<String>) -> Vec<(String, Result<ConsumerGroupView, i16>)> {
+pub async fn consumer_describe(ids: Vec<String>) -> Vec<(String, Result<ConsumerGroupView, NotDescribed>)> {
     per_group(ids, |id| async move {
         if let Some(e) = loading() {
-            return (id, Err(e));
+            return (id, Err(NotDescribed::Error(e)));
         }
         let view = CONSUMER_GROUPS.with(|g| {
             g.borrow().get(&id).map(|g| ConsumerGroupView {
@@ -640,7 +650,10 @@ pub async fn consumer_describe(ids: Vec<String>) -> Vec<(String, Result<Consumer
         });
         match view {
             Some(v) => (id, Ok(v)),
-            None => (id, Err(code(ResponseError::GroupIdNotFound))),
+            None if GROUPS.with(|g| g.borrow().contains_key(&id)) || OFFSETS.with(|o| o.borrow().has_group(&id)) => {
+                (id, Err(NotDescribed::OtherType))
+            }
+            None => (id, Err(NotDescribed::Unknown)),
         }
     })
     .await

@@ -1,12 +1,13 @@
 //! ConsumerGroupDescribe (key 69, KIP-848): members of new-protocol
 //! groups with their current and target assignments.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::respond;
-use crate::groups::{self, consumer};
+use crate::groups::{self, consumer, NotDescribed};
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 use crate::shard;
@@ -43,9 +44,16 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                 .with_group_id(StrBytes::from_string(id.clone()).into())
                 .with_authorized_operations(OPS_NOT_REQUESTED);
             match r {
-                Err(e) => g.with_error_code(e).with_error_message(Some(StrBytes::from_string(format!(
-                    "Group {id} not found or not a consumer group."
-                )))),
+                Err(NotDescribed::Error(e)) => g.with_error_code(e),
+                // Kafka 4.3's messages; the Java client shows them.
+                Err(missing) => {
+                    let msg = match missing {
+                        NotDescribed::OtherType => format!("Group {id} is not a consumer group."),
+                        _ => format!("Group {id} not found."),
+                    };
+                    g.with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(StrBytes::from_string(msg)))
+                }
                 Ok(view) => {
                     let members = view
                         .members

@@ -83,7 +83,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                             CreatableTopicConfigs::default()
                                 .with_name(StrBytes::from_string(e.name))
                                 .with_value(Some(StrBytes::from_string(e.value)))
-                                .with_config_source(e.source)
+                                .with_config_source(e.create_source)
                         })
                         .collect();
                     let base = if v >= 7 { base.with_topic_id(meta.id) } else { base };

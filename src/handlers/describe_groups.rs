@@ -1,12 +1,19 @@
 //! DescribeGroups (key 15): state, protocol and members of groups, each
 //! asked of the shard that coordinates it.
+//!
+//! A group that is not there (never was, deleted, or a KIP-848 consumer
+//! group) is "Dead" without an error below v6; from v6 (KIP-1043,
+//! KAFKA-17550) it is GROUP_ID_NOT_FOUND with a message, still "Dead", as
+//! Kafka 4.3 answers. The Java client 4.x then fails describeConsumerGroups
+//! of a deleted group with GroupIdNotFoundException.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::respond;
-use crate::groups;
+use crate::groups::{self, NotDescribed};
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 
@@ -24,7 +31,19 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             let g = DescribedGroup::default().with_group_id(StrBytes::from_string(id).into());
             let g = if v >= 3 { g.with_authorized_operations(OPS_NOT_REQUESTED) } else { g };
             match r {
-                Err(e) => g.with_error_code(e),
+                Err(NotDescribed::Error(e)) => g.with_error_code(e),
+                Err(missing) => {
+                    let g = g.with_group_state(StrBytes::from_static_str("Dead"));
+                    if v < 6 {
+                        return g;
+                    }
+                    let msg = match missing {
+                        NotDescribed::OtherType => format!("Group {} is not a classic group.", g.group_id.as_str()),
+                        _ => format!("Group {} not found.", g.group_id.as_str()),
+                    };
+                    g.with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(StrBytes::from_string(msg)))
+                }
                 Ok(view) => {
                     let members = view
                         .members

@@ -26,8 +26,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 /**
  * Consumer-group administration with the Java Admin client, checked call by
  * call: committed offsets (alter/list, simple commits), listGroups with
- * state filters, describeConsumerGroups of a live group, deleteConsumerGroups
- * and deleteConsumerGroupOffsets (OffsetDelete) with Kafka's errors.
+ * state filters, describeConsumerGroups of a live, a simple and a deleted
+ * group, deleteConsumerGroups and deleteConsumerGroupOffsets (OffsetDelete)
+ * with Kafka's errors.
  *
  * Usage: GroupAdminCheck PHASE BOOTSTRAP TOPIC
  *   before  creates TOPIC (3 partitions) and groups TOPIC-g1 (offsets p0=5,
@@ -141,16 +142,29 @@ public final class GroupAdminCheck {
             Util.expectEq(Map.of(0, 5L), committed(admin, g1), g1);
             return null;
         });
-        c.check("deleteConsumerGroups of a group with offsets only; it is then Dead", () -> {
-            Util.get(admin.deleteConsumerGroups(List.of(g2)).all());
+        c.check("describeConsumerGroups of a group with offsets only: Empty, simple", () -> {
             ConsumerGroupDescription d = Util.get(admin.describeConsumerGroups(List.of(g2)).all()).get(g2);
-            Util.expectEq(GroupState.DEAD, d.groupState(), "state");
-            Util.expectEq(Map.of(), committed(admin, g2), g2);
+            Util.expectEq(GroupState.EMPTY, d.groupState(), "state");
+            Util.expect(d.isSimpleConsumerGroup() && d.members().isEmpty(), "simple, no members: " + d);
             return null;
         });
+        // Once deleted the group is gone: since KIP-1043 (DescribeGroups v6, KAFKA-17550) Kafka
+        // answers GROUP_ID_NOT_FOUND for a group that does not exist instead of a Dead group, so
+        // the client fails describeConsumerGroups; its offsets went with it.
+        c.check("deleteConsumerGroups of a group with offsets only; describing it then -> GroupIdNotFoundException, "
+            + "no offsets", () -> {
+                Util.get(admin.deleteConsumerGroups(List.of(g2)).all());
+                String r = Util.expectError(GroupIdNotFoundException.class,
+                    () -> Util.get(admin.describeConsumerGroups(List.of(g2)).all()));
+                Util.expectEq(Map.of(), committed(admin, g2), g2);
+                return r;
+            });
         c.check("deleteConsumerGroups of an unknown group -> GroupIdNotFoundException", () ->
             Util.expectError(GroupIdNotFoundException.class,
                 () -> Util.get(admin.deleteConsumerGroups(List.of(topic + "-nope")).all())));
+        c.check("describeConsumerGroups of an unknown group -> GroupIdNotFoundException", () ->
+            Util.expectError(GroupIdNotFoundException.class,
+                () -> Util.get(admin.describeConsumerGroups(List.of(topic + "-nope")).all())));
     }
 
     static void after(Admin admin, String boot, String topic, Util.Checks c) {
