@@ -32,7 +32,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 start=$SECONDS
-cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 echo "test.sh: the suite against Sluice took $((SECONDS - start)) s"
 
 if [ -n "$oracle" ]; then
@@ -41,7 +41,7 @@ if [ -n "$oracle" ]; then
   echo "test.sh: the same client tests against Apache Kafka (SLUICE_TEST_BROKER=kafka): $oracle"
   start=$SECONDS
   # Kafka brokers are JVMs of ~0.5 GB each: fewer at once on a small machine.
-  SLUICE_TEST_BROKER=kafka cargo test --release -p sluice "${args[@]}" -- --test-threads "${SLUICE_TEST_ORACLE_THREADS:-2}" 2>&1 \
+  SLUICE_TEST_BROKER=kafka cargo test --release --no-fail-fast -p sluice "${args[@]}" -- --test-threads "${SLUICE_TEST_ORACLE_THREADS:-2}" 2>&1 \
     | tee -a "$log" || status=$?
   echo "test.sh: the client tests against Apache Kafka took $((SECONDS - start)) s"
 fi

@@ -61,26 +61,40 @@ fn consume(boot: &str, topic: &str, start: Option<i64>) -> Consumed {
     Consumed { low: j.get("low").as_i64(), high: j.get("high").as_i64(), records }
 }
 
-/// Checks what holds after any number of passes (after the first): the
-/// offsets did not move, no key is there twice, and every value is the
-/// key's latest (a tombstone may still be there). Returns whether the
-/// log is final: every live key present and no tombstone left.
+/// Checks what holds after any number of cleaner passes: the offsets did
+/// not move, they only increase, and every key's last record is its latest
+/// value (the cleaner never drops a key's newest record; a tombstone may
+/// still be there, and an older value too while a pass has not reached the
+/// newer one yet). Returns whether the log is final: every live key
+/// exactly once and no tombstone left.
 fn check(c: &Consumed, latest: &BTreeMap<String, Option<String>>, end: i64) -> bool {
     assert_eq!((c.low, c.high), (0, end), "ListOffsets earliest/latest must not change");
-    let mut seen = BTreeMap::new();
+    let mut last: BTreeMap<&str, (i64, &Option<String>)> = BTreeMap::new();
+    let mut duplicates = 0;
+    let mut previous = -1;
     for (offset, key, value) in &c.records {
         assert!(*offset < end, "offset {offset} past the end {end}");
+        assert!(*offset > previous, "offset {offset} after {previous}");
+        previous = *offset;
         if key == "sentinel" {
             assert_eq!(*offset, end - 1);
             continue;
         }
-        assert!(seen.insert(key.clone(), *offset).is_none(), "key {key} appears twice (again at {offset})");
-        let want = latest.get(key).unwrap_or_else(|| panic!("unknown key {key}"));
-        assert_eq!(value, want, "key {key} at offset {offset} is not its latest value");
+        assert!(latest.contains_key(key), "unknown key {key}");
+        if last.insert(key, (*offset, value)).is_some() {
+            duplicates += 1;
+        }
+    }
+    for (key, want) in latest {
+        match last.get(key.as_str()) {
+            Some((offset, value)) => {
+                assert_eq!(*value, want, "key {key}: its last record (offset {offset}) is not its latest value")
+            }
+            None => assert!(want.is_none(), "key {key} lost: its latest value {want:?} is gone"),
+        }
     }
     let tombstones = c.records.iter().filter(|r| r.2.is_none()).count();
-    let live = latest.values().filter(|v| v.is_some()).count();
-    tombstones == 0 && seen.len() == live
+    tombstones == 0 && duplicates == 0
 }
 
 fn compacts(compression: &str) {

@@ -127,7 +127,9 @@ fn java_command(dir: &Path, class: &str) -> Command {
 /// `kafka-storage format` of the log dir named in `config` (first start only).
 pub fn format_storage(dir: &Path, config: &Path) {
     let mut cmd = java_command(dir, "kafka.tools.StorageTool");
-    cmd.args(["format", "--ignore-formatted", "-t", &cluster_id(), "-c"]).arg(config);
+    // `--cluster-id=ID` in one argument: an id may start with '-', which
+    // argparse would take for an option.
+    cmd.args(["format", "--ignore-formatted", &format!("--cluster-id={}", cluster_id()), "-c"]).arg(config);
     let out = run(cmd, None, Duration::from_secs(120), "kafka-storage format");
     expect_success(&out, "kafka-storage format");
 }

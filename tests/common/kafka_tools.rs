@@ -1,1 +1,38 @@
-//! Apache Kafka's own command-line tools (kafka-tools, from Maven), run against a broker.
+//! Apache Kafka's own command-line tools (kafka-tools 4.3, from Maven): the
+//! main classes behind kafka-topics.sh, kafka-console-producer.sh and the
+//! rest, run against a broker with the jars test-deps.sh installs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use super::kafka_broker::kafka_libs;
+use super::run;
+
+pub const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+pub const CONSOLE_PRODUCER: &str = "org.apache.kafka.tools.ConsoleProducer";
+pub const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer";
+pub const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+pub const PRODUCER_PERF: &str = "org.apache.kafka.tools.ProducerPerformance";
+pub const CONSUMER_PERF: &str = "org.apache.kafka.tools.ConsumerPerformance";
+
+/// Runs one tool (`class` with `args`, `stdin` as its input), bounded.
+pub fn kafka_tool(class: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let log_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deps/kafka/tools-log4j2.properties");
+    let mut cmd = Command::new("java");
+    cmd.args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m"])
+        .arg(format!("-Dlog4j2.configurationFile={}", log_config.display()))
+        .env("CLASSPATH", kafka_libs().join("*"))
+        .arg(class)
+        .args(args);
+    let name = class.rsplit('.').next().unwrap_or(class);
+    run(cmd, stdin.map(<[u8]>::to_vec), Duration::from_secs(120), &format!("{name} {}", args.join(" ")))
+}
+
+/// `kafka_tool`, which must exit 0: its stdout.
+pub fn kafka_tool_ok(class: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = kafka_tool(class, args, stdin);
+    let name = class.rsplit('.').next().unwrap_or(class);
+    super::expect_success(&out, &format!("{name} {}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
