@@ -116,7 +116,16 @@ fn topics_tool_creates_lists_describes_alters_and_deletes() {
 
     // More partitions, then delete: it leaves the list (deletion may be asynchronous).
     topics(&boot, &["--alter", "--topic", &topic, "--partitions", "5"]);
-    let (header, parts) = describe(&boot, &topic);
+    // Apache Kafka's broker metadata shows the new partitions a moment after the answer.
+    let mut described = describe(&boot, &topic);
+    for _ in 0..50 {
+        if described.1.len() == 5 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+        described = describe(&boot, &topic);
+    }
+    let (header, parts) = described;
     assert_eq!(header.get("PartitionCount").map(String::as_str), Some("5"), "{header:?}");
     assert_eq!(parts.len(), 5, "{parts:?}");
     topics(&boot, &["--delete", "--topic", &topic]);

@@ -678,7 +678,17 @@ public final class AdminCheck {
         }
         boolean grown = c.check("createPartitions(" + topic + " 3 -> 5), then describeTopics shows 5 with leaders", () -> {
             Util.get(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(5))).all());
-            TopicDescription d = Util.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
+            // Apache Kafka answers once the controller has the change; the
+            // broker's metadata shows it a moment later (bounded wait).
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            TopicDescription d;
+            while (true) {
+                d = Util.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
+                if (d.partitions().size() == 5 || System.nanoTime() > deadline) {
+                    break;
+                }
+                Thread.sleep(100);
+            }
             Util.expectEq(5, d.partitions().size(), "partition count");
             for (TopicPartitionInfo p : d.partitions()) {
                 Util.expect(p.leader() != null, "partition " + p.partition() + " has no leader");
