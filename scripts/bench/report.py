@@ -53,9 +53,12 @@ class Results:
         # The brokers of the main comparison (both cores); the per-core
         # phase's brokers are tabled apart.
         self.brokers = []
+        self.core_brokers = []
         for r in rows:
             if r["kind"] == "sluice-bench" and r["workload"].startswith("produce-") and r["broker"] not in self.brokers:
                 self.brokers.append(r["broker"])
+            if r["kind"] == "sluice-bench" and r["workload"] == "core-produce-1k-p3" and r["broker"] not in self.core_brokers:
+                self.core_brokers.append(r["broker"])
 
     def runs(self, kind, wl, b):
         return [r for r in self.by.get((kind, wl, b), []) if r.get("result")]
@@ -82,7 +85,8 @@ class Results:
 
     def ok(self, kind, wl, b):
         rs = self.by.get((kind, wl, b), [])
-        bad = [r for r in rs if not r.get("result") or (kind == "sluice-bench" and not r["result"].get("ok"))]
+        bad = [r for r in rs if not r.get("result") or (kind == "sluice-bench" and not r["result"].get("ok"))
+               or r["result"].get("ok") is False]
         return "" if not bad else f" ({len(bad)} failed)"
 
 
@@ -142,7 +146,7 @@ def tables(res):
     out.append("### End-to-end latency at half of each broker's peak (1 KiB, 3 partitions, open loop; core-: pinned, one broker core)\n")
     out.append("| workload | broker | rate rec/s | e2e p50 ms | p90 | p99 | p99.9 | p99.99 | max | produce ack p99 ms | send delay p99 ms |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
-    for wl, wbs in [("latency-half-acksall", bs), ("latency-half-acks1", bs), ("core-latency-half-acks1", ["sluice1", "tansu1"])]:
+    for wl, wbs in [("latency-half-acksall", bs), ("latency-half-acks1", bs), ("core-latency-half-acks1", res.core_brokers)]:
         for b in wbs:
             if not res.n(S, wl, b):
                 continue
@@ -173,16 +177,44 @@ def tables(res):
             out.append(row)
         out.append("")
 
-    core = [b for b in ["sluice1", "tansu1"] if res.n(S, "core-produce-1k-p3", b)]
+    kp = [b for b in bs if res.n("kafka-perf", "kafka-perf-produce", b)]
+    if kp:
+        K = "kafka-perf"
+        out.append("### Kafka's kafka-producer-perf-test / kafka-consumer-perf-test as the client (1 KiB, acks=all, 3 partitions)\n")
+        out.append(f"| workload | broker | rec/s | MB/s | {first} / broker | avg latency ms | p50 | p99 | p99.9 | max | broker cores |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for wl in ["kafka-perf-produce", "kafka-perf-consume"]:
+            base = res.metric(K, wl, first, ["mb_per_s"])
+            for b in kp:
+                mbs = res.metric(K, wl, b, ["mb_per_s"])
+                lat = [fmt(res.metric(K, wl, b, ["latency_ms", k]), 1) for k in ["avg", "p50", "p99", "p99_9", "max"]]
+                cpu = med([r["broker_cpu_s"] / r["result"]["seconds"] for r in res.runs(K, wl, b)
+                           if r.get("broker_cpu_s") is not None and r["result"].get("seconds")])
+                out.append(f"| {wl} | {b}{res.ok(K, wl, b)} | {fmt(res.metric(K, wl, b, ['records_per_s']))} | {fmt(mbs, 1)} | "
+                           f"{ratio(base, mbs) if b != first else ''} | {' | '.join(lat)} | {fmt(cpu, 2)} |")
+        out.append("(consume: MB/s over the fetch time, the group join excluded; broker cores: the broker's CPU seconds per "
+                   "second of the tool's own measured time, which excludes the JVM's start)\n")
+
+    core = res.core_brokers
     if core:
+        c0 = core[0]
         out.append("### Per broker core (broker pinned to CPU 0, sluice `--cores 1`; load pinned to CPU 1)\n")
-        out.append("| workload | " + " | ".join(f"{b} MB/s | {b} broker cores" for b in core) + " | ratio |")
-        out.append("|---|" + "---|---|" * len(core) + "---|")
+        out.append("| workload | " + " | ".join(f"{b} MB/s | {b} broker cores" for b in core)
+                   + "".join(f" | {c0} / {b}" for b in core[1:]) + " |")
+        out.append("|---|" + "---|---|" * len(core) + "---|" * (len(core) - 1))
         for wl, sec in [("core-produce-1k-p3", "produce"), ("core-fetch-warm", "consume")]:
             vals = [res.metric(S, wl, b, [sec, "mb_per_s"]) for b in core]
             cells = " | ".join(f"{fmt(v, 1)}{res.ok(S, wl, b)} | {fmt(res.broker_cores(wl, b, sec), 2)}" for v, b in zip(vals, core))
-            out.append(f"| {wl} | {cells} | {ratio(vals[0], vals[1]) if len(vals) > 1 else '–'} |")
+            out.append(f"| {wl} | {cells}" + "".join(f" | {ratio(vals[0], v)}" for v in vals[1:]) + " |")
         out.append("")
+
+    out.append("### Broker CPU use (cores: the broker's CPU seconds per second of the load, median)\n")
+    out.append("| workload | " + " | ".join(bs) + " |")
+    out.append("|---|" + "---|" * len(bs))
+    for wl, sec in [(w, "produce") for w in parts_wls] + [("tail-e2e-max", "consume"), ("fetch-warm", "consume"),
+                                                          ("fetch-cold", "consume")]:
+        out.append(f"| {wl} | " + " | ".join(fmt(res.broker_cores(wl, b, sec), 2) for b in bs) + " |")
+    out.append("")
 
     # Targets.
     out.append("### Targets\n")
@@ -198,7 +230,8 @@ def tables(res):
         p99 = res.metric(S, wl, b, ["e2e", "latency", "p99_us"])
         if p99 is not None:
             out.append(f"| p99 end-to-end ≤ 1 ms at half peak ({wl}) | {p99 / 1000:.3f} ms | {'yes' if p99 <= 1000 else 'no'} |")
-    for o in others:
+    # The 5x target is against the other Rust broker(s); Apache Kafka is the reference, not a target.
+    for o in [o for o in others if not o.startswith("kafka")]:
         for wl in parts_wls[:4]:
             a_, b_ = res.metric(S, wl, first, ["produce", "mb_per_s"]), res.metric(S, wl, o, ["produce", "mb_per_s"])
             if a_ and b_:
@@ -254,7 +287,7 @@ def plots(res, outdir):
     # Latency percentile curves (median run by p99).
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for wl, style, wbs in [("latency-half-acksall", "-", res.brokers), ("latency-half-acks1", "--", res.brokers),
-                           ("core-latency-half-acks1", ":", ["sluice1"])]:
+                           ("core-latency-half-acks1", ":", res.core_brokers[:1])]:
         for b in wbs:
             runs = [r for r in res.runs(S, wl, b) if (r["result"].get("e2e") or {}).get("latency", {}).get("count")]
             if not runs:

@@ -13,8 +13,14 @@ def line(r):
     if r["kind"] in ("fio", "iperf3"):
         return f"    {wl:<22} #{run}: {x.get('mb_per_s') or 0:>9.0f} MB/s"
     if r["kind"] == "rdkafka":
-        return (f"    {wl:<22} {b:<8} #{run}: {x.get('records_per_s', 0):>10.0f} rec/s "
+        return (f"    {wl:<22} {b:<12} #{run}: {x.get('records_per_s', 0):>10.0f} rec/s "
                 f"{x.get('mb_per_s', 0):>8.1f} MB/s rc={r.get('rc')}")
+    if r["kind"] == "kafka-perf":
+        lat = x.get("latency_ms")
+        extra = f" avg {lat['avg']:.1f} ms p99 {lat['p99']:.0f} ms" if lat else ""
+        flag = "" if x.get("ok") else " FAILED"
+        return (f"    {wl:<22} {b:<12} #{run}: {x.get('records_per_s', 0):>10.0f} rec/s "
+                f"{x.get('mb_per_s', 0):>8.1f} MB/s{extra} rc={r.get('rc')}{flag}")
     parts = []
     for k in ("produce", "consume"):
         if isinstance(x.get(k), dict):
@@ -30,7 +36,7 @@ def line(r):
             parts.append(f"FAILED {x.get('failures')}")
     else:
         parts.append(f"no result (rc={r.get('rc')})")
-    return f"    {wl:<22} {b:<8} #{run}: " + " | ".join(parts)
+    return f"    {wl:<22} {b:<12} #{run}: " + " | ".join(parts)
 
 
 def main():

@@ -76,7 +76,7 @@ fn metadata(conn: &mut Conn, topic: &str) -> Result<Option<TopicInfo>> {
 
 /// Finds the topic, creating it with `asked` partitions (default 1) if it
 /// does not exist (or deleting and re-creating it with `recreate`), and waits (at most
-/// 60 s) until every partition has a leader.
+/// 60 s) until every partition has a leader (that serves it, if created here).
 pub fn ensure_topic(
     bootstrap: &str,
     topic: &str,
@@ -94,7 +94,11 @@ pub fn ensure_topic(
     loop {
         match metadata(&mut conn, topic) {
             Ok(Some(info)) => {
-                if created || asked.is_none() || info.partitions.len() == partitions as usize {
+                if created {
+                    wait_served(&info, deadline)?;
+                    return Ok(info);
+                }
+                if asked.is_none() || info.partitions.len() == partitions as usize {
                     return Ok(info);
                 }
                 eprintln!(
@@ -132,6 +136,24 @@ pub fn ensure_topic(
             Err(e) => return Err(e.context(format!("waiting for leaders of {topic}"))),
         }
     }
+}
+
+/// Waits until every leader serves its partitions of a new topic. Apache
+/// Kafka lists a leader in Metadata before that broker has loaded the
+/// partition, and produces sent then fail with NOT_LEADER_OR_FOLLOWER; a
+/// ListOffsets that succeeds on every partition says they are loaded.
+fn wait_served(info: &TopicInfo, deadline: Instant) -> Result<()> {
+    for (addr, parts) in info.by_leader() {
+        let mut conn = Conn::connect(&addr, "sluice-bench-admin")?;
+        loop {
+            match list_offsets(&mut conn, &info.name, &parts, -1) {
+                Ok(_) => break,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(e.context(format!("waiting for {addr} to serve {}", info.name))),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// ListOffsets for `partitions` of `topic` at `timestamp` (-1 latest,
