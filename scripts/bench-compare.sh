@@ -271,6 +271,12 @@ kperf() {
   python3 "$ROOT/scripts/bench/show.py" "$OUT" --last || true
 }
 
+# seed_topic BROKER TOPIC: a 3-partition topic with 3 records, for the
+# external clients (rdkafka_performance, Kafka's perf tools) to write to.
+seed_topic() {
+  "$BENCH" produce --bootstrap-server "${ADDR[$1]}" --topic "$2" --partitions 3 --records 3 --quiet --json >/dev/null
+}
+
 median_of() { # workload broker field(produce|consume) → median records/s over runs
   python3 - "$OUT" "$1" "$2" "$3" <<'EOF'
 import json, sys, statistics
@@ -406,7 +412,7 @@ if [ -n "$RDKPERF" ]; then
   for run in $(seq "$RUNS"); do
     for b in "${BROKERS[@]}"; do
       t="rk-$b-$run-$STAMP"
-      "$BENCH" produce --bootstrap-server "${ADDR[$b]}" --topic "$t" --partitions 3 --records 3 --quiet --json >/dev/null
+      seed_topic "$b" "$t"
       rdkafka "rdkafka-produce" "$b" "$run" -- -P -t "$t" -s 1024 -c "$RK_MSGS" -a -1 -X linger.ms=5 \
         -X batch.size=1000000 -q
       rdkafka "rdkafka-consume" "$b" "$run" -- -C -t "$t" -p 0 -p 1 -p 2 -o beginning -c "$RK_MSGS" -q
@@ -419,7 +425,7 @@ if [ -n "$KAFKA_LIBS" ]; then
   for run in $(seq "$RUNS"); do
     for b in "${BROKERS[@]}"; do
       t="kp-$b-$run-$STAMP"
-      "$BENCH" produce --bootstrap-server "${ADDR[$b]}" --topic "$t" --partitions 3 --records 3 --quiet --json >/dev/null
+      seed_topic "$b" "$t"
       kperf "kafka-perf-produce" "$b" "$run" producer -- --topic "$t" --num-records "$KP_MSGS" --record-size 1024 \
         --throughput -1 --command-property acks=all linger.ms=5 batch.size=1000000
       kperf "kafka-perf-consume" "$b" "$run" consumer -- --topic "$t" --num-records "$KP_MSGS" --timeout 30000 \

@@ -12,17 +12,39 @@ use std::thread;
 use std::time::Duration;
 
 use common::kafka_tools::{
-    kafka_tool, kafka_tool_ok, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS, CONSUMER_PERF, PRODUCER_PERF,
-    TOPICS,
+    kafka_tool, kafka_tool_ok, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS, CONSUMER_PERF, GET_OFFSETS,
+    PRODUCER_PERF, TOPICS,
 };
 use common::{unique_name, Broker};
 
-const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
+fn with_bootstrap<'a>(boot: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    [&["--bootstrap-server", boot], args].concat()
+}
 
 fn topics(boot: &str, args: &[&str]) -> String {
-    let mut all = vec!["--bootstrap-server", boot];
-    all.extend_from_slice(args);
-    kafka_tool_ok(TOPICS, &all, None)
+    kafka_tool_ok(TOPICS, &with_bootstrap(boot, args), None)
+}
+
+/// kafka-topics that must exit 1: what it printed (stdout and stderr).
+fn topics_refused(boot: &str, args: &[&str]) -> String {
+    let out = kafka_tool(TOPICS, &with_bootstrap(boot, args), None);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "kafka-topics {}: {text}", args.join(" "));
+    text
+}
+
+/// Calls `f` until `done` holds of its value, at most `tries` times 200 ms
+/// apart (the broker may apply a change a moment after answering): the last value.
+fn poll<T>(tries: usize, mut f: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut value = f();
+    for _ in 1..tries {
+        if done(&value) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+        value = f();
+    }
+    value
 }
 
 fn listed(boot: &str) -> Vec<String> {
@@ -83,23 +105,14 @@ fn topics_tool_creates_lists_describes_alters_and_deletes() {
     }
 
     // The same name again: exit 1 and Kafka's message.
-    let dup =
-        kafka_tool(TOPICS, &["--bootstrap-server", &boot, "--create", "--topic", &topic, "--partitions", "1"], None);
-    let text = format!("{}{}", String::from_utf8_lossy(&dup.stdout), String::from_utf8_lossy(&dup.stderr));
-    assert_eq!(dup.status.code(), Some(1), "{text}");
+    let text = topics_refused(&boot, &["--create", "--topic", &topic, "--partitions", "1"]);
     assert!(text.contains(&format!("Topic '{topic}' already exists.")), "{text}");
     // `--if-not-exists` makes it a no-op.
     topics(&boot, &["--create", "--if-not-exists", "--topic", &topic, "--partitions", "1"]);
 
     // The tutorial's replication factor 3 on one broker is refused, not half-made.
     let rf3 = unique_name("tools-rf3");
-    let out = kafka_tool(
-        TOPICS,
-        &["--bootstrap-server", &boot, "--create", "--topic", &rf3, "--partitions", "3", "--replication-factor", "3"],
-        None,
-    );
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let text = topics_refused(&boot, &["--create", "--topic", &rf3, "--partitions", "3", "--replication-factor", "3"]);
     assert!(text.contains("InvalidReplicationFactorException"), "{text}");
     assert!(!listed(&boot).contains(&rf3), "{rf3} was created anyway");
 
@@ -117,26 +130,11 @@ fn topics_tool_creates_lists_describes_alters_and_deletes() {
     // More partitions, then delete: it leaves the list (deletion may be asynchronous).
     topics(&boot, &["--alter", "--topic", &topic, "--partitions", "5"]);
     // Apache Kafka's broker metadata shows the new partitions a moment after the answer.
-    let mut described = describe(&boot, &topic);
-    for _ in 0..50 {
-        if described.1.len() == 5 {
-            break;
-        }
-        thread::sleep(Duration::from_millis(200));
-        described = describe(&boot, &topic);
-    }
-    let (header, parts) = described;
+    let (header, parts) = poll(50, || describe(&boot, &topic), |d| d.1.len() == 5);
     assert_eq!(header.get("PartitionCount").map(String::as_str), Some("5"), "{header:?}");
     assert_eq!(parts.len(), 5, "{parts:?}");
     topics(&boot, &["--delete", "--topic", &topic]);
-    let mut gone = false;
-    for _ in 0..100 {
-        if !listed(&boot).contains(&topic) {
-            gone = true;
-            break;
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
+    let gone = poll(100, || !listed(&boot).contains(&topic), |gone| *gone);
     assert!(gone, "{topic} still listed after --delete");
     assert!(listed(&boot).contains(&compacted));
     println!("kafka-topics: create, duplicate, rf 3 refused, configs, alter 3 -> 5 partitions, delete");

@@ -15,6 +15,12 @@ pub const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsu
 pub const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 pub const PRODUCER_PERF: &str = "org.apache.kafka.tools.ProducerPerformance";
 pub const CONSUMER_PERF: &str = "org.apache.kafka.tools.ConsumerPerformance";
+pub const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
+
+/// How a run is named in failure messages: the class's short name and the arguments.
+fn what(class: &str, args: &[&str]) -> String {
+    format!("{} {}", class.rsplit('.').next().unwrap_or(class), args.join(" "))
+}
 
 /// Runs one tool (`class` with `args`, `stdin` as its input), bounded.
 pub fn kafka_tool(class: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -25,14 +31,12 @@ pub fn kafka_tool(class: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .env("CLASSPATH", kafka_libs().join("*"))
         .arg(class)
         .args(args);
-    let name = class.rsplit('.').next().unwrap_or(class);
-    run(cmd, stdin.map(<[u8]>::to_vec), Duration::from_secs(120), &format!("{name} {}", args.join(" ")))
+    run(cmd, stdin.map(<[u8]>::to_vec), Duration::from_secs(120), &what(class, args))
 }
 
 /// `kafka_tool`, which must exit 0: its stdout.
 pub fn kafka_tool_ok(class: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
     let out = kafka_tool(class, args, stdin);
-    let name = class.rsplit('.').next().unwrap_or(class);
-    super::expect_success(&out, &format!("{name} {}", args.join(" ")));
+    super::expect_success(&out, &what(class, args));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
