@@ -10,7 +10,7 @@
 #                            [--no-kafka] [--no-tansu] [--no-rdkafka] [--no-build]
 #                            [--results DIR] [--docs]
 #
-#   --quick        ~5 minutes: 1 run per point, 3 s loads, 512 MB fetch topic
+#   --quick        ~6 minutes (~10 the first time): 1 run per point, 3 s loads, 512 MB fetch topic
 #   --runs N       runs per point (default 3; the median is reported)
 #   --duration S   seconds per throughput run (default 8)
 #   --peer A       also measure the broker already running at A (host:port)
