@@ -68,6 +68,44 @@ pub struct BrokerConfig {
     /// `log.cleaner.dedupe.buffer.size`: memory for one pass's offset map
     /// (24 bytes a key, as Kafka counts it).
     pub cleaner_dedupe_buffer_size: u64,
+    /// `broker.rack`
+    pub rack: Option<String>,
+    /// Set with `controller.quorum.voters`: this node is a voter of the
+    /// cluster's metadata quorum (combined mode, `process.roles=broker,controller`).
+    pub quorum: Option<QuorumConfig>,
+    /// `broker.session.timeout.ms`: a broker not heard from this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`
+    pub broker_heartbeat_interval_ms: u64,
+    /// The listener settings, resolved together after all are read.
+    listener_settings: ListenerSettings,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuorumConfig {
+    /// `controller.quorum.voters`, in the order given.
+    pub voters: Vec<Voter>,
+    /// The first of `controller.listener.names`, and where it binds.
+    pub listener_name: String,
+    pub listener: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Voter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ListenerSettings {
+    listeners: Option<String>,
+    advertised: Option<String>,
+    protocol_map: Option<String>,
+    inter_broker: Option<String>,
+    controller_names: Option<String>,
+    roles: Option<String>,
+    voters: Option<String>,
 }
 
 /// Topic-level settings as broker defaults; a topic's own configs override.
@@ -319,19 +357,65 @@ impl Default for BrokerConfig {
             cleaner_enable: true,
             cleaner_backoff: Duration::from_millis(15_000),
             cleaner_dedupe_buffer_size: 128 << 20,
+            rack: None,
+            quorum: None,
+            broker_session_timeout_ms: 9000,
+            broker_heartbeat_interval_ms: 2000,
+            listener_settings: ListenerSettings::default(),
         }
     }
 }
 
-/// `PLAINTEXT://HOST:PORT` (an empty host means all interfaces).
-pub fn parse_listener(s: &str) -> Result<(String, u16), String> {
-    let first = s.split(',').next().unwrap_or("").trim();
-    let hostport = first
-        .strip_prefix("PLAINTEXT://")
-        .ok_or_else(|| format!("listener {s:?}: only PLAINTEXT://HOST:PORT is supported"))?;
-    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("listener {s:?}: missing port"))?;
-    let port = port.parse().map_err(|_| format!("listener {s:?}: bad port"))?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+/// One `NAME://HOST:PORT` entry of `listeners` / `advertised.listeners`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// `NAME://HOST:PORT,...` (an empty host means all interfaces; `[v6]`).
+pub fn parse_listeners(s: &str) -> Result<Vec<ListenerSpec>, String> {
+    let mut out: Vec<ListenerSpec> = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, hostport) =
+            entry.split_once("://").ok_or_else(|| format!("listener {entry:?}: expected NAME://HOST:PORT"))?;
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("listener {entry:?}: missing port"))?;
+        let port = port.parse().map_err(|_| format!("listener {entry:?}: bad port"))?;
+        let name = name.to_ascii_uppercase();
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("listeners {s:?}: each listener must have a different name ({name} twice)"));
+        }
+        out.push(ListenerSpec { name, host: host.trim_start_matches('[').trim_end_matches(']').to_string(), port });
+    }
+    if out.is_empty() {
+        return Err(format!("listeners {s:?}: no listener"));
+    }
+    Ok(out)
+}
+
+/// `ID@HOST:PORT,...` (Kafka's `controller.quorum.voters`).
+pub fn parse_voters(s: &str) -> Result<Vec<Voter>, String> {
+    let mut out: Vec<Voter> = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || format!("controller.quorum.voters entry {entry:?}: expected ID@HOST:PORT");
+        let (id, hostport) = entry.split_once('@').ok_or_else(bad)?;
+        let id: i32 = id.trim().parse().map_err(|_| bad())?;
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse().map_err(|_| bad())?;
+        if id < 0 || out.iter().any(|v| v.id == id) {
+            return Err(format!("controller.quorum.voters={s}: node ids must be unique and not negative ({id})"));
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if host.is_empty() {
+            return Err(bad());
+        }
+        out.push(Voter { id, host, port });
+    }
+    if out.is_empty() {
+        return Err("controller.quorum.voters: no voter".into());
+    }
+    Ok(out)
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -355,7 +439,6 @@ impl BrokerConfig {
     /// the caller can warn about them.
     pub fn apply(&mut self, settings: &[(String, String)]) -> Result<Vec<String>, String> {
         let mut unknown = Vec::new();
-        let mut advertised = None;
         for (key, value) in settings {
             let v = value.trim();
             let d = &mut self.log_defaults;
@@ -364,23 +447,16 @@ impl BrokerConfig {
                 "log.dirs" | "log.dir" => {
                     self.data_dir = PathBuf::from(v.split(',').next().unwrap_or(v).trim());
                 }
-                "listeners" => {
-                    let (host, port) = parse_listener(v)?;
-                    self.listener = resolve(&host, port)?;
-                    if advertised.is_none() {
-                        let host = if host.is_empty() || host == "0.0.0.0" || host == "::" {
-                            "localhost".to_string()
-                        } else {
-                            host
-                        };
-                        self.advertised = (host, port);
-                    }
-                }
-                "advertised.listeners" => {
-                    let a = parse_listener(v)?;
-                    self.advertised = a.clone();
-                    advertised = Some(a);
-                }
+                "listeners" => self.listener_settings.listeners = Some(v.to_string()),
+                "advertised.listeners" => self.listener_settings.advertised = Some(v.to_string()),
+                "listener.security.protocol.map" => self.listener_settings.protocol_map = Some(v.to_string()),
+                "inter.broker.listener.name" => self.listener_settings.inter_broker = Some(v.to_string()),
+                "controller.listener.names" => self.listener_settings.controller_names = Some(v.to_string()),
+                "process.roles" => self.listener_settings.roles = Some(v.to_string()),
+                "controller.quorum.voters" => self.listener_settings.voters = Some(v.to_string()),
+                "broker.rack" => self.rack = (!v.is_empty()).then(|| v.to_string()),
+                "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_num::<u64>(key, v)?.max(1),
+                "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_num::<u64>(key, v)?.max(1),
                 "num.partitions" => self.num_partitions = parse_num::<i32>(key, v)?.max(1),
                 "default.replication.factor" => self.default_replication_factor = parse_num(key, v)?,
                 "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, v)?,
@@ -475,7 +551,167 @@ impl BrokerConfig {
             self.explicit.insert(key.clone(), v.to_string());
         }
         self.check_consumer_group_bounds()?;
+        self.resolve_listeners()?;
         Ok(unknown)
+    }
+
+    /// Resolves the listener and quorum settings together, with the checks
+    /// Kafka's KafkaConfig makes at start-up (so that what Kafka refuses is
+    /// refused here too), and those of combined mode, the only one yet.
+    fn resolve_listeners(&mut self) -> Result<(), String> {
+        let l = self.listener_settings.clone();
+        let listeners = parse_listeners(l.listeners.as_deref().unwrap_or("PLAINTEXT://0.0.0.0:9092"))?;
+        let controller_names: Vec<String> = l
+            .controller_names
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|n| n.trim().to_ascii_uppercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let roles: Vec<String> = l
+            .roles
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        for r in &roles {
+            if r != "broker" && r != "controller" {
+                return Err(format!("process.roles: unknown role {r:?} (expected broker, controller)"));
+            }
+        }
+        let quorum_wanted = l.voters.is_some();
+        if !roles.is_empty() && !quorum_wanted {
+            return Err("process.roles is set but controller.quorum.voters is not (a dynamic quorum, \
+                        controller.quorum.bootstrap.servers, is not supported yet)"
+                .into());
+        }
+        if quorum_wanted && roles.is_empty() {
+            return Err("controller.quorum.voters needs process.roles=broker,controller".into());
+        }
+        if quorum_wanted && !(roles.iter().any(|r| r == "broker") && roles.iter().any(|r| r == "controller")) {
+            return Err(format!(
+                "process.roles={}: only combined mode (process.roles=broker,controller) is supported yet",
+                roles.join(",")
+            ));
+        }
+        if quorum_wanted && controller_names.is_empty() {
+            return Err(
+                "controller.listener.names must be set when process.roles contains the 'controller' role".into()
+            );
+        }
+        if quorum_wanted && !listeners.iter().any(|x| x.name == controller_names[0]) {
+            return Err(format!(
+                "controller.listener.names: the controller listener {} must be among listeners",
+                controller_names[0]
+            ));
+        }
+        if !quorum_wanted {
+            if let Some(n) = listeners.iter().find(|x| controller_names.contains(&x.name)) {
+                return Err(format!(
+                    "listener {} is a controller listener, but controller.quorum.voters is not set",
+                    n.name
+                ));
+            }
+        }
+        let client_name = l.inter_broker.as_deref().unwrap_or("PLAINTEXT").trim().to_ascii_uppercase();
+        if controller_names.contains(&client_name) {
+            return Err(format!(
+                "controller.listener.names must not contain the inter-broker listener {client_name} (Kafka's rule)"
+            ));
+        }
+        // Kafka's default map; a controller listener it does not name is PLAINTEXT.
+        let map_text = l
+            .protocol_map
+            .as_deref()
+            .unwrap_or("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL");
+        let mut map = BTreeMap::new();
+        for pair in map_text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (n, p) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("listener.security.protocol.map entry {pair:?}: expected NAME:PROTOCOL"))?;
+            map.insert(n.trim().to_ascii_uppercase(), p.trim().to_ascii_uppercase());
+        }
+        for n in &controller_names {
+            map.entry(n.clone()).or_insert_with(|| "PLAINTEXT".to_string());
+        }
+        for x in &listeners {
+            let proto =
+                map.get(&x.name).ok_or_else(|| format!("No security protocol defined for listener {}", x.name))?;
+            if proto != "PLAINTEXT" {
+                return Err(format!("listener {} uses {proto}: only PLAINTEXT is supported yet", x.name));
+            }
+        }
+        let clients: Vec<&ListenerSpec> = listeners.iter().filter(|x| !controller_names.contains(&x.name)).collect();
+        let client = match clients.as_slice() {
+            [one] => *one,
+            [] => return Err("listeners has no listener for clients (only controller listeners)".into()),
+            _ => {
+                return Err(format!(
+                    "listeners: only one client listener is supported yet (got {})",
+                    clients.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            }
+        };
+        // The old single-entry form named no inter-broker listener: accept
+        // whatever its name, as before, when nothing else is configured.
+        if client.name != client_name && (l.inter_broker.is_some() || quorum_wanted) {
+            return Err(format!("inter.broker.listener.name={client_name} is not among listeners"));
+        }
+        self.listener = resolve(&client.host, client.port)?;
+        let advertised = match &l.advertised {
+            Some(a) => parse_listeners(a)?.into_iter().find(|x| x.name == client.name),
+            None => None,
+        };
+        self.advertised = match advertised {
+            Some(a) => {
+                if a.host == "0.0.0.0" || a.host == "::" || a.host.is_empty() {
+                    return Err(format!("advertised.listeners cannot use the nonroutable meta-address {:?}", a.host));
+                }
+                (a.host, a.port)
+            }
+            None => {
+                let host = if client.host.is_empty() || client.host == "0.0.0.0" || client.host == "::" {
+                    "localhost".to_string()
+                } else {
+                    client.host.clone()
+                };
+                (host, client.port)
+            }
+        };
+        self.quorum = None;
+        if let Some(v) = &l.voters {
+            let voters = parse_voters(v)?;
+            let me = voters.iter().find(|x| x.id == self.node_id).ok_or_else(|| {
+                format!(
+                    "If process.roles contains the 'controller' role, the node id {} must be included in the set of \
+                     voters controller.quorum.voters={v}",
+                    self.node_id
+                )
+            })?;
+            let name = controller_names
+                .first()
+                .ok_or("controller.listener.names must be set when process.roles contains the 'controller' role")?;
+            let cl = listeners.iter().find(|x| &x.name == name).ok_or_else(|| {
+                format!("controller.listener.names: the controller listener {name} must be among listeners")
+            })?;
+            // Kafka does not check this; a voter entry whose port is not the
+            // node's own controller port is a mistake that splits the quorum.
+            if me.port != cl.port {
+                return Err(format!(
+                    "controller.quorum.voters names {}@{}:{}, but this node's {name} listener is on port {}",
+                    me.id, me.host, me.port, cl.port
+                ));
+            }
+            if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
+                return Err("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms".into());
+            }
+            self.quorum =
+                Some(QuorumConfig { voters, listener_name: name.clone(), listener: resolve(&cl.host, cl.port)? });
+        }
+        Ok(())
     }
 
     /// The checks Kafka's GroupCoordinatorConfig makes at start-up, so that a
@@ -541,6 +777,85 @@ pub fn env_settings() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<BrokerConfig, String> {
+        let mut c = BrokerConfig::default();
+        c.apply(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()).map(|_| c)
+    }
+
+    const NODE2: &[(&str, &str)] = &[
+        ("node.id", "2"),
+        ("process.roles", "broker,controller"),
+        ("controller.quorum.voters", "1@h1:9093,2@[::1]:9095,3@h3:9093"),
+        ("listeners", "PLAINTEXT://127.0.0.1:9094,CONTROLLER://[::1]:9095"),
+        ("controller.listener.names", "CONTROLLER"),
+        ("advertised.listeners", "PLAINTEXT://b2.example.com:19094"),
+        ("broker.rack", "r2"),
+    ];
+
+    #[test]
+    fn the_embedded_default_is_a_broker_on_its_own_on_9092() {
+        let c = with(&[]).unwrap();
+        assert!(c.quorum.is_none());
+        assert_eq!(c.listener, "0.0.0.0:9092".parse().unwrap());
+        assert_eq!(c.advertised, ("localhost".to_string(), 9092));
+        let old = with(&[("listeners", "PLAINTEXT://127.0.0.1:9093")]).unwrap();
+        assert_eq!((old.listener.port(), old.advertised.0.as_str()), (9093, "127.0.0.1"));
+    }
+
+    #[test]
+    fn a_combined_node_of_three_parses_with_kafkas_names() {
+        let c = with(NODE2).unwrap();
+        let q = c.quorum.unwrap();
+        assert_eq!(
+            q.voters.iter().map(|v| (v.id, v.host.as_str(), v.port)).collect::<Vec<_>>(),
+            vec![(1, "h1", 9093), (2, "::1", 9095), (3, "h3", 9093)]
+        );
+        assert_eq!(q.listener, "[::1]:9095".parse().unwrap());
+        assert_eq!(q.listener_name, "CONTROLLER");
+        assert_eq!(c.listener, "127.0.0.1:9094".parse().unwrap());
+        assert_eq!(c.advertised, ("b2.example.com".to_string(), 19094));
+        assert_eq!(c.rack.as_deref(), Some("r2"));
+    }
+
+    #[test]
+    fn cluster_settings_kafka_refuses_are_refused() {
+        let but = |key: &str, value: Option<&str>| {
+            let mut v: Vec<(&str, &str)> = NODE2.iter().copied().filter(|(k, _)| *k != key).collect();
+            if let Some(value) = value {
+                v.push((key, value));
+            }
+            with(&v).unwrap_err()
+        };
+        let cases = [
+            (but("process.roles", Some("broker")), "only combined mode"),
+            (but("process.roles", None), "needs process.roles"),
+            (but("node.id", Some("4")), "must be included in the set of voters"),
+            (but("controller.listener.names", None), "must be set"),
+            (but("controller.listener.names", Some("OTHER")), "must be among listeners"),
+            (but("controller.quorum.voters", Some("1@h1:9093,2@h2:9999")), "is on port 9095"),
+            (but("controller.quorum.voters", Some("1@h1:9093,1@h2:9095")), "unique"),
+            (but("controller.quorum.voters", Some("2@h2")), "ID@HOST:PORT"),
+            (but("advertised.listeners", Some("PLAINTEXT://0.0.0.0:9094")), "nonroutable"),
+            (but("listeners", Some("PLAINTEXT://:1,PLAINTEXT://:2,CONTROLLER://:9095")), "different name"),
+            (
+                but("listeners", Some("PLAINTEXT://:1,EXTERNAL://:2,CONTROLLER://:9095")),
+                "No security protocol defined for listener EXTERNAL",
+            ),
+            (but("listener.security.protocol.map", Some("PLAINTEXT:SSL")), "only PLAINTEXT"),
+            (but("inter.broker.listener.name", Some("CONTROLLER")), "must not contain the inter-broker listener"),
+            (but("broker.heartbeat.interval.ms", Some("9000")), "less than broker.session.timeout.ms"),
+        ];
+        for (err, want) in cases {
+            assert!(err.contains(want), "{err:?} should say {want:?}");
+        }
+        let err = with(&[("process.roles", "broker,controller")]).unwrap_err();
+        assert!(err.contains("controller.quorum.voters"), "{err}");
+        let err =
+            with(&[("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"), ("controller.listener.names", "CONTROLLER")])
+                .unwrap_err();
+        assert!(err.contains("controller.quorum.voters is not set"), "{err}");
+    }
 
     #[test]
     fn consumer_group_timeouts_are_checked_against_their_bounds_as_kafka_does() {

@@ -2,6 +2,7 @@
 
 mod alloc;
 mod cli;
+mod cluster;
 mod codec;
 mod config;
 mod groups;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::cluster::ClusterView;
 use crate::config::BrokerConfig;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
@@ -81,6 +82,8 @@ pub struct Shard {
     /// Partitions this shard owns.
     pub partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     pub producer_ids: Arc<ProducerIds>,
+    /// The cluster as the metadata log says (None: a broker on its own).
+    cluster: RefCell<Option<Arc<ClusterView>>>,
     shutdown: (flume::Sender<()>, flume::Receiver<()>),
 }
 
@@ -116,6 +119,7 @@ impl Shard {
             topics: RefCell::new(topics),
             partitions: RefCell::new(HashMap::new()),
             producer_ids,
+            cluster: RefCell::new(None),
             shutdown: flume::bounded(1),
         }
     }
@@ -136,6 +140,17 @@ impl Shard {
         let mut t = self.topics.borrow_mut();
         if table.version > t.version {
             *t = table;
+        }
+    }
+
+    pub fn cluster(&self) -> Option<Arc<ClusterView>> {
+        self.cluster.borrow().clone()
+    }
+
+    pub fn set_cluster(&self, view: Arc<ClusterView>) {
+        let mut c = self.cluster.borrow_mut();
+        if c.as_ref().is_none_or(|old| view.version > old.version) {
+            *c = Some(view);
         }
     }
 

@@ -194,6 +194,9 @@ impl TopicTable {
                 let name = e.file_name().to_str()?.to_string();
                 let (topic, part) = name.rsplit_once('-')?;
                 let part: usize = part.parse().ok()?;
+                if topic == crate::cluster::METADATA_TOPIC {
+                    return None;
+                }
                 let known = self.topics.get(topic).is_some_and(|t| part < t.partitions.len());
                 (!known && valid_topic_name(topic).is_ok()).then(|| e.path())
             })
@@ -293,6 +296,13 @@ fn check_new_topic(
     t: &NewTopic,
 ) -> Result<(i32, i16), (ResponseError, String)> {
     valid_topic_name(&t.name).map_err(|e| (ResponseError::InvalidTopicException, e))?;
+    // Kafka's answer; here the name also holds the metadata log's directory.
+    if t.name == crate::cluster::METADATA_TOPIC {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Creation of internal topic {} is prohibited.", crate::cluster::METADATA_TOPIC),
+        ));
+    }
     if table.topics.contains_key(&t.name) {
         return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
     }

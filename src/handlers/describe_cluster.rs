@@ -1,5 +1,5 @@
-//! DescribeCluster (key 60): this broker, the controller (itself) and the
-//! cluster id.
+//! DescribeCluster (key 60): the live brokers (with fenced ones too when
+//! asked, v2), the active controller and the cluster id.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -11,17 +11,29 @@ use crate::server::response::Response;
 use crate::shard;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
-    let _req: DescribeClusterRequest = decode_body(frame)?;
+    let req: DescribeClusterRequest = decode_body(frame)?;
     let shard = shard::current();
-    let c = &shard.config;
-    let node = BrokerId(c.node_id);
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(node)
-        .with_host(StrBytes::from_string(c.advertised.0.clone()))
-        .with_port(c.advertised.1 as i32);
+    let (mut brokers, controller) = super::cluster_brokers(&shard);
+    if req.include_fenced_brokers {
+        if let Some(view) = shard.cluster() {
+            brokers.extend(view.image.brokers.values().filter(|b| b.fenced).map(super::ListedBroker::from));
+            brokers.sort_by_key(|b| b.id);
+        }
+    }
+    let brokers = brokers
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(StrBytes::from_string))
+                .with_is_fenced(b.fenced)
+        })
+        .collect();
     let resp = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(shard.topics().cluster_id.clone()))
-        .with_controller_id(node)
-        .with_brokers(vec![broker]);
+        .with_cluster_id(StrBytes::from_string(super::cluster_id(&shard, &shard.topics())))
+        .with_controller_id(BrokerId(controller))
+        .with_brokers(brokers);
     respond(frame, &resp)
 }

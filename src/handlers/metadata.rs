@@ -1,4 +1,4 @@
-//! Metadata (key 3): this broker, and the topics asked for (all when none
+//! Metadata (key 3): the live brokers, and the topics asked for (all when none
 //! are named). Unknown topics are created when `auto.create.topics.enable`
 //! is on and the client allows it, as Kafka does.
 
@@ -110,14 +110,22 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             })
             .collect(),
     };
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(config.advertised.0.clone()))
-        .with_port(config.advertised.1 as i32);
+    let (brokers, controller) = super::cluster_brokers(&shard);
+    let brokers = brokers
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    let cluster_id = super::cluster_id(&shard, &table);
     let resp = MetadataResponse::default()
-        .with_brokers(vec![broker])
-        .with_cluster_id((v >= 2).then(|| StrBytes::from_string(table.cluster_id.clone())))
-        .with_controller_id(if v >= 1 { node } else { BrokerId(-1) })
+        .with_brokers(brokers)
+        .with_cluster_id((v >= 2).then(|| StrBytes::from_string(cluster_id)))
+        .with_controller_id(if v >= 1 { BrokerId(controller) } else { BrokerId(-1) })
         .with_topics(topics);
     respond(frame, &resp)
 }

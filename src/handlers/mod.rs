@@ -3,6 +3,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod brokers;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -14,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_quorum;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -40,6 +42,7 @@ use kafka_protocol::error::ResponseError;
 use crate::partition::Partition;
 use crate::shard::{self, invoke_on};
 use crate::topics::TopicPartition;
+pub use brokers::{cluster_brokers, cluster_id, ListedBroker};
 
 use kafka_protocol::messages::ApiKey;
 
@@ -74,6 +77,7 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
@@ -113,6 +117,7 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::CreatePartitions => create_partitions::handle(&frame).await.map(Some),
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(&frame).await.map(Some),
         ApiKey::DescribeCluster => describe_cluster::handle(&frame).await.map(Some),
+        ApiKey::DescribeQuorum => describe_quorum::handle(&frame).await.map(Some),
         ApiKey::DescribeGroups => describe_groups::handle(&frame).await.map(Some),
         ApiKey::ListGroups => list_groups::handle(&frame).await.map(Some),
         ApiKey::DeleteGroups => delete_groups::handle(&frame).await.map(Some),

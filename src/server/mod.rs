@@ -24,6 +24,10 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let _lock = DataDirLock::acquire(data_dir)?;
     // Bind once without SO_REUSEPORT so that a port in use fails loudly.
     drop(std::net::TcpListener::bind(config.listener).map_err(|e| format!("listen on {}: {e}", config.listener))?);
+    let controller_listener = match &config.quorum {
+        Some(q) => Some(std::net::TcpListener::bind(q.listener).map_err(|e| format!("listen on {}: {e}", q.listener))?),
+        None => None,
+    };
     let cores = config.cores;
     let mut table = TopicTable::load(data_dir, cores)?;
     if table.ensure_offsets_topic(config.offsets_topic_num_partitions, config.offsets_topic_segment_bytes, cores) {
@@ -37,6 +41,9 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let table = Arc::new(table);
     let config = Arc::new(config);
     let (router, inboxes) = Router::new(cores);
+    if let Some(listener) = controller_listener {
+        crate::cluster::start(&config, data_dir, listener, router.clone())?;
+    }
     tracing::info!(
         listener = %config.listener,
         advertised = %format!("{}:{}", config.advertised.0, config.advertised.1),

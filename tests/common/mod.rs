@@ -27,6 +27,7 @@
 //!   (stderr; default warn).
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod go;
 pub mod json;
 pub mod kafka_broker;
@@ -73,6 +74,8 @@ pub struct Broker {
     external: Option<String>,
     /// Apache Kafka instead of Sluice: its controller listener's port.
     kafka_controller_port: Option<u16>,
+    /// `--listeners` when not just PLAINTEXT on `port` (a cluster node).
+    listeners: Option<String>,
 }
 
 enum StartError {
@@ -108,6 +111,7 @@ impl Broker {
                 starts: 0,
                 external: Some(ext),
                 kafka_controller_port: None,
+                listeners: None,
             };
         }
         let kafka = reference_kafka();
@@ -133,6 +137,7 @@ impl Broker {
             starts: 0,
             external: None,
             kafka_controller_port: None,
+            listeners: None,
         };
         let kafka_lines: Vec<String> = config_lines.iter().map(|l| l.to_string()).collect();
         // A port picked free can be taken by another test before the broker
@@ -160,6 +165,45 @@ impl Broker {
             }
         }
         unreachable!()
+    }
+
+    /// A Sluice node of a cluster: its ports are fixed in advance (the
+    /// other nodes' configs name them), `listeners` is its `--listeners`.
+    /// No retry on another port: a taken port fails the start.
+    pub fn start_node(port: u16, listeners: &str, config_lines: &[&str], cores: usize) -> Broker {
+        let dir = tempfile::Builder::new().prefix("sluice-node-").tempdir().expect("creating a temp dir");
+        let data_dir = dir.path().join("data");
+        let log_path = dir.path().join("broker.log");
+        let path = dir.path().join("broker.properties");
+        fs::write(&path, format!("{}\n", config_lines.join("\n"))).expect("writing the broker config");
+        let mut broker = Broker {
+            child: None,
+            port,
+            dir: Some(dir),
+            data_dir,
+            log_path,
+            config_path: Some(path),
+            cores,
+            starts: 0,
+            external: None,
+            kafka_controller_port: None,
+            listeners: Some(listeners.to_string()),
+        };
+        broker.spawn();
+        if let Err(e) = broker.wait_ready() {
+            broker.start_failed(e);
+        }
+        broker
+    }
+
+    /// SIGSTOPs (`true`) or SIGCONTs (`false`) the process.
+    pub fn pause(&mut self, stop: bool) {
+        self.no_external("pause");
+        let pid = self.pid() as i32;
+        let sig = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: signals a child this harness spawned and has not reaped.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
     }
 
     /// "127.0.0.1:PORT".
@@ -306,7 +350,7 @@ impl Broker {
         let mut cmd = Command::new(broker_bin());
         cmd.arg("serve")
             .arg("--listeners")
-            .arg(format!("PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg(self.listeners.clone().unwrap_or_else(|| format!("PLAINTEXT://127.0.0.1:{}", self.port)))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--cores")

@@ -1,0 +1,88 @@
+//! A cluster of brokers (KRaft-style combined mode): every node is a voter
+//! of the metadata quorum and a broker. `controller` runs this node's
+//! member of the quorum; `image` is what the metadata log says. Shards get
+//! a read-only copy of the image (`ClusterView`) on every change.
+//!
+//! Without `controller.quorum.voters` none of this runs and the broker is
+//! a cluster of one, as before.
+
+pub mod controller;
+pub mod image;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::config::BrokerConfig;
+use crate::shard::Router;
+pub use controller::QuorumState;
+use image::{BrokerInfo, MetadataImage};
+
+/// Where the metadata log is kept in the data dir (Kafka's name).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+/// The metadata log's topic name, which no user topic may take.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// What a shard knows of the cluster.
+#[derive(Debug)]
+pub struct ClusterView {
+    /// Increases with every change this process publishes.
+    pub version: u64,
+    pub image: Arc<MetadataImage>,
+    /// The active controller (the quorum's leader), when there is one.
+    pub controller: Option<i32>,
+}
+
+impl ClusterView {
+    /// Brokers clients may use: registered and not fenced.
+    pub fn live_brokers(&self) -> Vec<&BrokerInfo> {
+        self.image.unfenced().collect()
+    }
+}
+
+static EVENTS: OnceLock<flume::Sender<controller::Event>> = OnceLock::new();
+
+/// Starts this node's controller when a quorum is configured. `listener`
+/// is the controller listener, bound by the caller so that a port in use
+/// fails start-up.
+pub fn start(
+    config: &BrokerConfig,
+    data_dir: &Path,
+    listener: std::net::TcpListener,
+    router: Router,
+) -> Result<(), String> {
+    let q = config.quorum.as_ref().ok_or("no controller.quorum.voters")?;
+    let settings = controller::Settings {
+        node: config.node_id,
+        voters: q.voters.iter().map(|v| (v.id, format!("{}:{}", v.host, v.port))).collect(),
+        host: config.advertised.0.clone(),
+        port: config.advertised.1,
+        rack: config.rack.clone(),
+        session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+        heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+    };
+    let (tx, rx) = flume::bounded(16 * 1024);
+    let publish = Box::new(move |view: Arc<ClusterView>| {
+        for s in 0..router.shards() {
+            let view = view.clone();
+            router.post(s, move || crate::shard::current().set_cluster(view));
+        }
+    });
+    let ctl = controller::Controller::new(settings, &data_dir.join(METADATA_DIR), listener, tx.clone(), publish)?;
+    let _ = EVENTS.set(tx);
+    std::thread::Builder::new()
+        .name("controller".into())
+        .spawn(move || ctl.run(rx))
+        .map_err(|e| format!("starting the controller thread: {e}"))?;
+    Ok(())
+}
+
+/// The quorum as its leader describes it (None: no quorum configured).
+pub async fn quorum() -> Option<Result<QuorumState, String>> {
+    let events = EVENTS.get()?;
+    let (tx, rx) = flume::bounded(1);
+    if events.send_async(controller::Event::Quorum(tx)).await.is_err() {
+        return Some(Err("the controller has stopped".into()));
+    }
+    Some(rx.recv_async().await.unwrap_or_else(|_| Err("the controller has stopped".into())))
+}

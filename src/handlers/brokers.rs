@@ -1,0 +1,46 @@
+//! Which brokers Metadata and DescribeCluster list: the live brokers of
+//! the metadata image in a cluster, this broker alone otherwise.
+
+use crate::cluster::image::BrokerInfo;
+use crate::shard::Shard;
+use crate::topics::TopicTable;
+
+pub struct ListedBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+impl From<&BrokerInfo> for ListedBroker {
+    fn from(b: &BrokerInfo) -> Self {
+        ListedBroker { id: b.id, host: b.host.clone(), port: b.port, rack: b.rack.clone(), fenced: b.fenced }
+    }
+}
+
+/// The brokers to list, by id, and the controller id to give (-1: none yet).
+pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
+    let c = &shard.config;
+    let me = ListedBroker {
+        id: c.node_id,
+        host: c.advertised.0.clone(),
+        port: c.advertised.1,
+        rack: c.rack.clone(),
+        fenced: false,
+    };
+    let Some(view) = shard.cluster() else { return (vec![me], c.node_id) };
+    let mut brokers: Vec<ListedBroker> = view.live_brokers().into_iter().map(ListedBroker::from).collect();
+    // Until its own registration is applied this broker still serves, so
+    // it lists itself (a client that reached it must find it listed).
+    if !brokers.iter().any(|b| b.id == c.node_id) {
+        brokers.push(me);
+        brokers.sort_by_key(|b| b.id);
+    }
+    (brokers, view.controller.unwrap_or(-1))
+}
+
+/// The metadata log's cluster id in a cluster; the data dir's otherwise.
+pub fn cluster_id(shard: &Shard, table: &TopicTable) -> String {
+    shard.cluster().and_then(|v| v.image.cluster_id.clone()).unwrap_or_else(|| table.cluster_id.clone())
+}
