@@ -70,26 +70,33 @@ pub struct BrokerConfig {
     pub cleaner_dedupe_buffer_size: u64,
     /// `broker.rack`
     pub rack: Option<String>,
-    /// Set with `controller.quorum.voters`: this node is a voter of the
-    /// cluster's metadata quorum (combined mode, `process.roles=broker,controller`).
+    /// Set when `controller.quorum.voters` is: this node is one of the
+    /// voters of the cluster's metadata quorum (combined mode,
+    /// `process.roles=broker,controller`).
     pub quorum: Option<QuorumConfig>,
-    /// `broker.session.timeout.ms`: a broker not heard from this long is fenced.
+    /// `broker.session.timeout.ms` (Kafka default 9000): a broker not heard
+    /// from this long is fenced.
     pub broker_session_timeout_ms: u64,
-    /// `broker.heartbeat.interval.ms`
+    /// `broker.heartbeat.interval.ms` (Kafka default 2000).
     pub broker_heartbeat_interval_ms: u64,
-    /// The listener settings, resolved together after all are read.
+    /// The listener and quorum settings as given, resolved together after
+    /// each `apply` (they may come in any order).
     listener_settings: ListenerSettings,
 }
 
+/// This node's part in the metadata quorum.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuorumConfig {
     /// `controller.quorum.voters`, in the order given.
     pub voters: Vec<Voter>,
-    /// The first of `controller.listener.names`, and where it binds.
+    /// The first name of `controller.listener.names` and where it binds
+    /// (resolved from `listeners`).
     pub listener_name: String,
     pub listener: SocketAddr,
 }
 
+/// One `ID@HOST:PORT` of `controller.quorum.voters`; an IPv6 host is kept
+/// without its brackets (add them back to make `HOST:PORT`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Voter {
     pub id: i32,
@@ -366,7 +373,9 @@ impl Default for BrokerConfig {
     }
 }
 
-/// One `NAME://HOST:PORT` entry of `listeners` / `advertised.listeners`.
+/// One `NAME://HOST:PORT` entry of `listeners` / `advertised.listeners`: the
+/// name upper-cased (as Kafka's ListenerName.normalised does), an IPv6 host
+/// without its brackets, an empty host for every interface.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListenerSpec {
     pub name: String,
@@ -374,48 +383,123 @@ pub struct ListenerSpec {
     pub port: u16,
 }
 
-/// `NAME://HOST:PORT,...` (an empty host means all interfaces; `[v6]`).
-pub fn parse_listeners(s: &str) -> Result<Vec<ListenerSpec>, String> {
+/// Kafka's built-in `listeners` (its own is `PLAINTEXT://:9092`, the same).
+const DEFAULT_LISTENERS: &str = "PLAINTEXT://0.0.0.0:9092";
+/// Kafka's built-in `listener.security.protocol.map`.
+const DEFAULT_PROTOCOL_MAP: &str = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+const SECURITY_PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// `HOST:PORT`, HOST a name, an IPv4 address, `[v6]` (or a bare IPv6
+/// address: the port follows its last colon) or empty.
+fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.trim().rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']')?,
+        None => host,
+    };
+    if host.chars().any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '/' | '@' | ',')) {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+/// `NAME://HOST:PORT,...` (Kafka's `listeners` and `advertised.listeners`);
+/// `key` names the setting in errors. Each name once, as Kafka requires.
+pub fn parse_listeners(key: &str, s: &str) -> Result<Vec<ListenerSpec>, String> {
     let mut out: Vec<ListenerSpec> = Vec::new();
     for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, hostport) =
-            entry.split_once("://").ok_or_else(|| format!("listener {entry:?}: expected NAME://HOST:PORT"))?;
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("listener {entry:?}: missing port"))?;
-        let port = port.parse().map_err(|_| format!("listener {entry:?}: bad port"))?;
-        let name = name.to_ascii_uppercase();
-        if out.iter().any(|l| l.name == name) {
-            return Err(format!("listeners {s:?}: each listener must have a different name ({name} twice)"));
+        let bad = || format!("{key}={s}: {entry:?} is not NAME://HOST:PORT");
+        let (name, hostport) = entry.split_once("://").ok_or_else(bad)?;
+        let name = name.trim().to_ascii_uppercase();
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ':') {
+            return Err(bad());
         }
-        out.push(ListenerSpec { name, host: host.trim_start_matches('[').trim_end_matches(']').to_string(), port });
+        let (host, port) = parse_host_port(hostport).ok_or_else(bad)?;
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("{key}={s}: Each listener must have a different name ({name} is there twice)"));
+        }
+        out.push(ListenerSpec { name, host, port });
     }
     if out.is_empty() {
-        return Err(format!("listeners {s:?}: no listener"));
+        return Err(format!("{key}={s:?}: no listener"));
     }
     Ok(out)
 }
 
-/// `ID@HOST:PORT,...` (Kafka's `controller.quorum.voters`).
+/// `ID@HOST:PORT,...` (Kafka's `controller.quorum.voters`): ids unique and
+/// not negative, each voter at an address the others can connect to.
 pub fn parse_voters(s: &str) -> Result<Vec<Voter>, String> {
     let mut out: Vec<Voter> = Vec::new();
     for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let bad = || format!("controller.quorum.voters entry {entry:?}: expected ID@HOST:PORT");
+        let bad = || format!("controller.quorum.voters={s}: {entry:?} is not ID@HOST:PORT");
         let (id, hostport) = entry.split_once('@').ok_or_else(bad)?;
         let id: i32 = id.trim().parse().map_err(|_| bad())?;
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
-        let port = port.parse().map_err(|_| bad())?;
-        if id < 0 || out.iter().any(|v| v.id == id) {
-            return Err(format!("controller.quorum.voters={s}: node ids must be unique and not negative ({id})"));
+        let (host, port) = parse_host_port(hostport).ok_or_else(bad)?;
+        if id < 0 {
+            return Err(format!("controller.quorum.voters={s}: voter id {id} is negative"));
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        if host.is_empty() {
-            return Err(bad());
+        if out.iter().any(|v| v.id == id) {
+            return Err(format!("controller.quorum.voters={s}: voter id {id} is there twice (ids must be unique)"));
+        }
+        if host.is_empty() || host == "0.0.0.0" || host == "::" || port == 0 {
+            return Err(format!(
+                "controller.quorum.voters={s}: {entry:?} is not an address the other voters can reach"
+            ));
         }
         out.push(Voter { id, host, port });
     }
     if out.is_empty() {
-        return Err("controller.quorum.voters: no voter".into());
+        return Err(format!("controller.quorum.voters={s:?}: no voter"));
     }
     Ok(out)
+}
+
+/// `process.roles`: (broker, controller).
+fn parse_roles(s: &str) -> Result<(bool, bool), String> {
+    let (mut broker, mut controller) = (false, false);
+    for role in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let seen = match role {
+            "broker" => std::mem::replace(&mut broker, true),
+            "controller" => std::mem::replace(&mut controller, true),
+            _ => return Err(format!("process.roles={s}: unknown role {role:?} (expected broker, controller or both)")),
+        };
+        if seen {
+            return Err(format!("process.roles={s}: Duplicate role names found ({role})"));
+        }
+    }
+    Ok((broker, controller))
+}
+
+/// `listener.security.protocol.map`: `NAME:PROTOCOL,...`, names upper-cased.
+fn parse_protocol_map(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, proto) = pair
+            .split_once(':')
+            .ok_or_else(|| format!("listener.security.protocol.map={s}: {pair:?} is not NAME:PROTOCOL"))?;
+        let proto = proto.trim().to_ascii_uppercase();
+        if !SECURITY_PROTOCOLS.contains(&proto.as_str()) {
+            return Err(format!(
+                "listener.security.protocol.map={s}: {proto} is not a security protocol (expected one of {})",
+                SECURITY_PROTOCOLS.join(", ")
+            ));
+        }
+        let name = name.trim().to_ascii_uppercase();
+        if map.insert(name.clone(), proto).is_some() {
+            return Err(format!("listener.security.protocol.map={s}: {name} is there twice"));
+        }
+    }
+    Ok(map)
+}
+
+/// `host:port`, an IPv6 host in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -551,165 +635,227 @@ impl BrokerConfig {
             self.explicit.insert(key.clone(), v.to_string());
         }
         self.check_consumer_group_bounds()?;
+        self.check_broker_heartbeat()?;
         self.resolve_listeners()?;
         Ok(unknown)
     }
 
-    /// Resolves the listener and quorum settings together, with the checks
-    /// Kafka's KafkaConfig makes at start-up (so that what Kafka refuses is
-    /// refused here too), and those of combined mode, the only one yet.
+    /// Works out the listeners and the quorum from the settings read so far
+    /// (they come in any order, over any number of `apply` calls), with the
+    /// start-up checks of Kafka 4's KafkaConfig (its validateValues, and
+    /// KafkaConfigValidator's validateKraftCombinedModeConfig and
+    /// validateListenerNames), so that what Kafka refuses is refused here
+    /// too; and those of what Sluice supports yet: combined mode, one client
+    /// and one controller listener, PLAINTEXT.
     fn resolve_listeners(&mut self) -> Result<(), String> {
         let l = self.listener_settings.clone();
-        let listeners = parse_listeners(l.listeners.as_deref().unwrap_or("PLAINTEXT://0.0.0.0:9092"))?;
-        let controller_names: Vec<String> = l
-            .controller_names
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(|n| n.trim().to_ascii_uppercase())
-            .filter(|n| !n.is_empty())
-            .collect();
-        let roles: Vec<String> = l
-            .roles
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty())
-            .collect();
-        for r in &roles {
-            if r != "broker" && r != "controller" {
-                return Err(format!("process.roles: unknown role {r:?} (expected broker, controller)"));
+        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let listeners_text = given(&l.listeners).unwrap_or_else(|| DEFAULT_LISTENERS.to_string());
+        let listeners = parse_listeners("listeners", &listeners_text)?;
+        let mut controller_names: Vec<String> = Vec::new();
+        for n in given(&l.controller_names).unwrap_or_default().split(',') {
+            let n = n.trim().to_ascii_uppercase();
+            if !n.is_empty() && !controller_names.contains(&n) {
+                controller_names.push(n);
             }
         }
-        let quorum_wanted = l.voters.is_some();
-        if !roles.is_empty() && !quorum_wanted {
-            return Err("process.roles is set but controller.quorum.voters is not (a dynamic quorum, \
-                        controller.quorum.bootstrap.servers, is not supported yet)"
-                .into());
-        }
-        if quorum_wanted && roles.is_empty() {
-            return Err("controller.quorum.voters needs process.roles=broker,controller".into());
-        }
-        if quorum_wanted && !(roles.iter().any(|r| r == "broker") && roles.iter().any(|r| r == "controller")) {
-            return Err(format!(
-                "process.roles={}: only combined mode (process.roles=broker,controller) is supported yet",
-                roles.join(",")
-            ));
-        }
-        if quorum_wanted && controller_names.is_empty() {
-            return Err(
-                "controller.listener.names must be set when process.roles contains the 'controller' role".into()
-            );
-        }
-        if quorum_wanted && !listeners.iter().any(|x| x.name == controller_names[0]) {
-            return Err(format!(
-                "controller.listener.names: the controller listener {} must be among listeners",
-                controller_names[0]
-            ));
-        }
-        if !quorum_wanted {
-            if let Some(n) = listeners.iter().find(|x| controller_names.contains(&x.name)) {
+        let client_name = given(&l.inter_broker).map_or_else(|| "PLAINTEXT".to_string(), |n| n.to_ascii_uppercase());
+        let roles = match given(&l.roles) {
+            Some(r) => Some((parse_roles(&r)?, r)),
+            None => None,
+        };
+        let voters = match given(&l.voters) {
+            Some(v) => Some(parse_voters(&v)?),
+            None => None,
+        };
+
+        // Kafka 4 runs KRaft only: process.roles is required, and a static
+        // quorum (the only kind here) is controller.quorum.voters.
+        match (&roles, &voters) {
+            (None, Some(_)) => {
+                return Err("controller.quorum.voters needs process.roles=broker,controller (combined mode, the \
+                            only one supported yet), and process.roles is not set"
+                    .into())
+            }
+            (Some((_, r)), None) => {
                 return Err(format!(
-                    "listener {} is a controller listener, but controller.quorum.voters is not set",
-                    n.name
+                    "process.roles={r} needs controller.quorum.voters (controller.quorum.bootstrap.servers, \
+                     Kafka 4's dynamic quorum, is not supported)"
+                ))
+            }
+            (Some(((broker, controller), r)), Some(_)) if !(*broker && *controller) => {
+                return Err(format!(
+                    "process.roles={r}: only combined mode (process.roles=broker,controller) is supported yet"
+                ))
+            }
+            _ => {}
+        }
+        if let Some(voters) = &voters {
+            if !voters.iter().any(|v| v.id == self.node_id) {
+                let ids: Vec<String> = voters.iter().map(|v| v.id.to_string()).collect();
+                return Err(format!(
+                    "If process.roles contains the 'controller' role, the node id {} must be included in the set \
+                     of voters controller.quorum.voters=[{}]",
+                    self.node_id,
+                    ids.join(", ")
+                ));
+            }
+            if controller_names.is_empty() {
+                return Err("controller.listener.names must contain at least one value appearing in the \
+                            'listeners' configuration when running the KRaft controller role (it is not set)"
+                    .into());
+            }
+            if let Some(n) = controller_names.iter().find(|n| !listeners.iter().any(|x| &x.name == *n)) {
+                return Err(format!(
+                    "controller.listener.names must only contain values appearing in the 'listeners' \
+                     configuration when running the KRaft controller role: {n} is not in listeners={listeners_text}"
                 ));
             }
         }
-        let client_name = l.inter_broker.as_deref().unwrap_or("PLAINTEXT").trim().to_ascii_uppercase();
         if controller_names.contains(&client_name) {
             return Err(format!(
-                "controller.listener.names must not contain the inter-broker listener {client_name} (Kafka's rule)"
+                "controller.listener.names must not contain the inter-broker listener {client_name} \
+                 (inter.broker.listener.name, the client listener)"
             ));
         }
-        // Kafka's default map; a controller listener it does not name is PLAINTEXT.
-        let map_text = l
-            .protocol_map
-            .as_deref()
-            .unwrap_or("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL");
-        let mut map = BTreeMap::new();
-        for pair in map_text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (n, p) = pair
-                .split_once(':')
-                .ok_or_else(|| format!("listener.security.protocol.map entry {pair:?}: expected NAME:PROTOCOL"))?;
-            map.insert(n.trim().to_ascii_uppercase(), p.trim().to_ascii_uppercase());
-        }
-        for n in &controller_names {
-            map.entry(n.clone()).or_insert_with(|| "PLAINTEXT".to_string());
+
+        // Kafka 4's effectiveListenerSecurityProtocolMap: when the map is
+        // not set, a controller listener it does not name is PLAINTEXT.
+        let explicit_map = given(&l.protocol_map);
+        let mut map = parse_protocol_map(explicit_map.as_deref().unwrap_or(DEFAULT_PROTOCOL_MAP))?;
+        if explicit_map.is_none() {
+            for n in &controller_names {
+                map.entry(n.clone()).or_insert_with(|| "PLAINTEXT".to_string());
+            }
         }
         for x in &listeners {
-            let proto =
-                map.get(&x.name).ok_or_else(|| format!("No security protocol defined for listener {}", x.name))?;
+            let proto = map.get(&x.name).ok_or_else(|| {
+                format!("No security protocol defined for listener {} (listener.security.protocol.map)", x.name)
+            })?;
             if proto != "PLAINTEXT" {
                 return Err(format!("listener {} uses {proto}: only PLAINTEXT is supported yet", x.name));
             }
         }
-        let clients: Vec<&ListenerSpec> = listeners.iter().filter(|x| !controller_names.contains(&x.name)).collect();
+
+        let (controllers, clients): (Vec<&ListenerSpec>, Vec<&ListenerSpec>) =
+            listeners.iter().partition(|x| controller_names.contains(&x.name));
+        let list = |xs: &[&ListenerSpec]| xs.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ");
+        if voters.is_none() {
+            if let Some(c) = controllers.first() {
+                return Err(format!(
+                    "listener {} is in controller.listener.names, but controller.quorum.voters is not set: a \
+                     controller listener serves the metadata quorum",
+                    c.name
+                ));
+            }
+        }
+        if controllers.len() > 1 {
+            return Err(format!(
+                "listeners={listeners_text}: only one controller listener is supported yet (got {})",
+                list(&controllers)
+            ));
+        }
         let client = match clients.as_slice() {
             [one] => *one,
-            [] => return Err("listeners has no listener for clients (only controller listeners)".into()),
+            [] => {
+                return Err(format!(
+                    "listeners={listeners_text} has no client listener ({client_name}://HOST:PORT): \
+                     process.roles=broker,controller needs one besides the controller listener"
+                ))
+            }
             _ => {
                 return Err(format!(
-                    "listeners: only one client listener is supported yet (got {})",
-                    clients.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    "listeners={listeners_text}: only one client listener is supported yet (got {}; a \
+                     controller listener must be named in controller.listener.names)",
+                    list(&clients)
                 ))
             }
         };
-        // The old single-entry form named no inter-broker listener: accept
-        // whatever its name, as before, when nothing else is configured.
-        if client.name != client_name && (l.inter_broker.is_some() || quorum_wanted) {
-            return Err(format!("inter.broker.listener.name={client_name} is not among listeners"));
+        if client.name != client_name {
+            return Err(format!(
+                "inter.broker.listener.name={client_name} must be a listener name defined in \
+                 listeners={listeners_text} (the client listener; PLAINTEXT unless set)"
+            ));
         }
-        self.listener = resolve(&client.host, client.port)?;
-        let advertised = match &l.advertised {
-            Some(a) => parse_listeners(a)?.into_iter().find(|x| x.name == client.name),
-            None => None,
-        };
-        self.advertised = match advertised {
-            Some(a) => {
-                if a.host == "0.0.0.0" || a.host == "::" || a.host.is_empty() {
-                    return Err(format!("advertised.listeners cannot use the nonroutable meta-address {:?}", a.host));
+
+        // What clients are told: the advertised entry of the client
+        // listener, else the listener itself with localhost for "anywhere".
+        let routable = |h: &str| if h.is_empty() || h == "0.0.0.0" || h == "::" { "localhost" } else { h }.to_string();
+        let advertised = match given(&l.advertised) {
+            None => (routable(&client.host), client.port),
+            Some(text) => {
+                let entries = parse_listeners("advertised.listeners", &text)?;
+                for a in &entries {
+                    if !listeners.iter().any(|x| x.name == a.name) {
+                        return Err(format!(
+                            "advertised.listeners listener names must be equal to or a subset of the ones defined \
+                             in listeners: {} is not in listeners={listeners_text}",
+                            a.name
+                        ));
+                    }
+                    if controller_names.contains(&a.name) {
+                        return Err(format!(
+                            "The advertised.listeners config must not contain KRaft controller listeners from \
+                             controller.listener.names ({}): clients only talk to brokers",
+                            a.name
+                        ));
+                    }
+                    if a.host == "0.0.0.0" || a.host == "::" {
+                        return Err(format!(
+                            "advertised.listeners cannot use the nonroutable meta-address {}. Use a routable IP \
+                             address.",
+                            a.host
+                        ));
+                    }
                 }
-                (a.host, a.port)
-            }
-            None => {
-                let host = if client.host.is_empty() || client.host == "0.0.0.0" || client.host == "::" {
-                    "localhost".to_string()
-                } else {
-                    client.host.clone()
-                };
-                (host, client.port)
+                let a = entries.iter().find(|a| a.name == client.name).ok_or_else(|| {
+                    format!(
+                        "inter.broker.listener.name must be a listener name defined in advertised.listeners: \
+                         advertised.listeners={text} has no {} entry",
+                        client.name
+                    )
+                })?;
+                (routable(&a.host), a.port)
             }
         };
-        self.quorum = None;
-        if let Some(v) = &l.voters {
-            let voters = parse_voters(v)?;
-            let me = voters.iter().find(|x| x.id == self.node_id).ok_or_else(|| {
-                format!(
-                    "If process.roles contains the 'controller' role, the node id {} must be included in the set of \
-                     voters controller.quorum.voters={v}",
-                    self.node_id
-                )
-            })?;
-            let name = controller_names
-                .first()
-                .ok_or("controller.listener.names must be set when process.roles contains the 'controller' role")?;
-            let cl = listeners.iter().find(|x| &x.name == name).ok_or_else(|| {
-                format!("controller.listener.names: the controller listener {name} must be among listeners")
-            })?;
-            // Kafka does not check this; a voter entry whose port is not the
-            // node's own controller port is a mistake that splits the quorum.
-            if me.port != cl.port {
-                return Err(format!(
-                    "controller.quorum.voters names {}@{}:{}, but this node's {name} listener is on port {}",
-                    me.id, me.host, me.port, cl.port
-                ));
+
+        let quorum = match voters {
+            None => None,
+            Some(voters) => {
+                let cl = *controllers.first().ok_or("controller.listener.names: no controller listener")?;
+                let me = voters.iter().find(|v| v.id == self.node_id).ok_or("this node is not a voter")?;
+                // Kafka does not check this. But the other voters reach this
+                // node at its own voter entry, and it listens for them on its
+                // controller listener: with two different ports they never
+                // meet, a mistake in one of the two settings.
+                if me.port != cl.port {
+                    return Err(format!(
+                        "controller.quorum.voters has {}@{} for this node (node.id={}), but its controller \
+                         listener {} is on port {}: the other voters would not reach it",
+                        me.id,
+                        join_host_port(&me.host, me.port),
+                        self.node_id,
+                        cl.name,
+                        cl.port
+                    ));
+                }
+                Some(QuorumConfig { listener_name: cl.name.clone(), listener: resolve(&cl.host, cl.port)?, voters })
             }
-            if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms {
-                return Err("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms".into());
-            }
-            self.quorum =
-                Some(QuorumConfig { voters, listener_name: name.clone(), listener: resolve(&cl.host, cl.port)? });
+        };
+        self.listener = resolve(&client.host, client.port)?;
+        self.advertised = advertised;
+        self.quorum = quorum;
+        Ok(())
+    }
+
+    /// `broker.heartbeat.interval.ms` against `broker.session.timeout.ms`.
+    /// Kafka only logs an error when the interval is more than half the
+    /// timeout (KafkaConfig.validateValues); an interval of at least the
+    /// timeout fences a live broker between two heartbeats, so it is refused.
+    fn check_broker_heartbeat(&self) -> Result<(), String> {
+        let (hb, st) = (self.broker_heartbeat_interval_ms, self.broker_session_timeout_ms);
+        if hb >= st {
+            return Err(format!("broker.heartbeat.interval.ms={hb} must be less than broker.session.timeout.ms={st}"));
         }
         Ok(())
     }
@@ -827,34 +973,156 @@ mod tests {
             }
             with(&v).unwrap_err()
         };
+        let two = |a: (&str, &str), b: (&str, &str)| {
+            let mut v: Vec<(&str, &str)> = NODE2.iter().copied().filter(|(k, _)| *k != a.0 && *k != b.0).collect();
+            v.extend([a, b]);
+            with(&v).unwrap_err()
+        };
         let cases = [
-            (but("process.roles", Some("broker")), "only combined mode"),
-            (but("process.roles", None), "needs process.roles"),
-            (but("node.id", Some("4")), "must be included in the set of voters"),
-            (but("controller.listener.names", None), "must be set"),
-            (but("controller.listener.names", Some("OTHER")), "must be among listeners"),
-            (but("controller.quorum.voters", Some("1@h1:9093,2@h2:9999")), "is on port 9095"),
-            (but("controller.quorum.voters", Some("1@h1:9093,1@h2:9095")), "unique"),
-            (but("controller.quorum.voters", Some("2@h2")), "ID@HOST:PORT"),
-            (but("advertised.listeners", Some("PLAINTEXT://0.0.0.0:9094")), "nonroutable"),
-            (but("listeners", Some("PLAINTEXT://:1,PLAINTEXT://:2,CONTROLLER://:9095")), "different name"),
+            (but("process.roles", Some("broker")), "only combined mode (process.roles=broker,controller) is supported"),
+            (but("process.roles", Some("controller")), "only combined mode"),
+            (but("process.roles", Some("broker,broker")), "Duplicate role names"),
+            (but("process.roles", Some("broker,observer")), "unknown role \"observer\""),
+            (but("process.roles", None), "needs process.roles=broker,controller"),
             (
-                but("listeners", Some("PLAINTEXT://:1,EXTERNAL://:2,CONTROLLER://:9095")),
+                but("node.id", Some("4")),
+                "If process.roles contains the 'controller' role, the node id 4 must be included in the set of \
+                 voters controller.quorum.voters=[1, 2, 3]",
+            ),
+            (but("controller.listener.names", None), "controller.listener.names must contain at least one value"),
+            (but("controller.listener.names", Some("OTHER")), "OTHER is not in listeners="),
+            (but("controller.listener.names", Some("CONTROLLER,OTHER")), "must only contain values appearing"),
+            (
+                but("controller.quorum.voters", Some("1@h1:9093,2@h2:9999")),
+                "has 2@h2:9999 for this node (node.id=2), but its controller listener CONTROLLER is on port 9095",
+            ),
+            (but("controller.quorum.voters", Some("1@h1:9093,1@h2:9095")), "voter id 1 is there twice"),
+            (but("controller.quorum.voters", Some("-1@h1:9093,2@h2:9095")), "voter id -1 is negative"),
+            (but("controller.quorum.voters", Some("2@h2")), "\"2@h2\" is not ID@HOST:PORT"),
+            (but("controller.quorum.voters", Some("2@[::1:9095")), "is not ID@HOST:PORT"),
+            (but("controller.quorum.voters", Some("1@0.0.0.0:9093,2@h2:9095")), "not an address the other voters"),
+            (but("advertised.listeners", Some("PLAINTEXT://0.0.0.0:9094")), "nonroutable meta-address 0.0.0.0"),
+            (but("advertised.listeners", Some("PLAINTEXT://[::]:9094")), "nonroutable meta-address ::"),
+            (but("advertised.listeners", Some("OTHER://b2:1")), "subset of the ones defined in listeners"),
+            (
+                but("advertised.listeners", Some("PLAINTEXT://b2:1,CONTROLLER://b2:9095")),
+                "must not contain KRaft controller listeners",
+            ),
+            (
+                but("listeners", Some("PLAINTEXT://:1,PLAINTEXT://:2,CONTROLLER://[::1]:9095")),
+                "Each listener must have a different name (PLAINTEXT is there twice)",
+            ),
+            (but("listeners", Some("PLAINTEXT//:1,CONTROLLER://[::1]:9095")), "is not NAME://HOST:PORT"),
+            (
+                but("listeners", Some("PLAINTEXT://:1,EXTERNAL://:2,CONTROLLER://[::1]:9095")),
                 "No security protocol defined for listener EXTERNAL",
             ),
-            (but("listener.security.protocol.map", Some("PLAINTEXT:SSL")), "only PLAINTEXT"),
-            (but("inter.broker.listener.name", Some("CONTROLLER")), "must not contain the inter-broker listener"),
-            (but("broker.heartbeat.interval.ms", Some("9000")), "less than broker.session.timeout.ms"),
+            (
+                two(
+                    ("listeners", "PLAINTEXT://:1,EXTERNAL://:2,CONTROLLER://[::1]:9095"),
+                    ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+                ),
+                "only one client listener is supported yet (got PLAINTEXT, EXTERNAL",
+            ),
+            (
+                two(
+                    ("listeners", "PLAINTEXT://:1,CONTROLLER://[::1]:9095,C2://:9096"),
+                    ("controller.listener.names", "CONTROLLER,C2"),
+                ),
+                "only one controller listener is supported yet (got CONTROLLER, C2)",
+            ),
+            (but("listeners", Some("CONTROLLER://[::1]:9095")), "has no client listener (PLAINTEXT://HOST:PORT)"),
+            (
+                but("inter.broker.listener.name", Some("CLIENT")),
+                "inter.broker.listener.name=CLIENT must be a listener name defined in listeners=",
+            ),
+            (
+                but("inter.broker.listener.name", Some("CONTROLLER")),
+                "must not contain the inter-broker listener CONTROLLER",
+            ),
+            (
+                but("listener.security.protocol.map", Some("PLAINTEXT:SSL")),
+                "listener PLAINTEXT uses SSL: only PLAINTEXT is supported yet",
+            ),
+            // Set, the map must name the controller listener too (as in Kafka).
+            (
+                but("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT")),
+                "No security protocol defined for listener CONTROLLER",
+            ),
+            (but("listener.security.protocol.map", Some("PLAINTEXT:TLS")), "TLS is not a security protocol"),
+            (
+                but("broker.heartbeat.interval.ms", Some("9000")),
+                "broker.heartbeat.interval.ms=9000 must be less than broker.session.timeout.ms=9000",
+            ),
         ];
         for (err, want) in cases {
             assert!(err.contains(want), "{err:?} should say {want:?}");
         }
         let err = with(&[("process.roles", "broker,controller")]).unwrap_err();
-        assert!(err.contains("controller.quorum.voters"), "{err}");
+        assert!(err.contains("needs controller.quorum.voters"), "{err}");
+        assert!(err.contains("controller.quorum.bootstrap.servers"), "{err}");
         let err =
             with(&[("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"), ("controller.listener.names", "CONTROLLER")])
                 .unwrap_err();
         assert!(err.contains("controller.quorum.voters is not set"), "{err}");
+        // On its own too, not only in a cluster.
+        assert!(with(&[("broker.heartbeat.interval.ms", "10000")]).is_err());
+        assert!(with(&[("listeners", "SSL://:9093")]).unwrap_err().contains("only PLAINTEXT is supported yet"));
+        // controller.listener.names that no listener uses is harmless.
+        assert!(with(&[("controller.listener.names", "CONTROLLER")]).unwrap().quorum.is_none());
+    }
+
+    #[test]
+    fn cluster_settings_may_come_in_any_order_and_over_several_layers() {
+        let reversed: Vec<(&str, &str)> = NODE2.iter().rev().copied().collect();
+        assert_eq!(with(&reversed).unwrap().quorum, with(NODE2).unwrap().quorum);
+        // Settings, then the --listeners flag in a later apply: the rest
+        // still holds. (Each apply checks the whole: main.rs gives it all
+        // layers at once.)
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let mut cfg = with(NODE2).unwrap();
+        cfg.apply(&pairs(&[("listeners", "PLAINTEXT://127.0.0.1:7000,CONTROLLER://127.0.0.1:9095")])).unwrap();
+        assert_eq!(cfg.listener, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(cfg.quorum.as_ref().unwrap().listener, "127.0.0.1:9095".parse().unwrap());
+        assert_eq!(cfg.advertised, ("b2.example.com".to_string(), 19094));
+        let err = cfg.apply(&pairs(&[("node.id", "7")])).unwrap_err();
+        assert!(err.contains("the node id 7 must be included"), "{err}");
+    }
+
+    #[test]
+    fn listeners_of_any_name_and_ipv6_hosts() {
+        let c = with(&[
+            ("node.id", "1"),
+            ("process.roles", "controller,broker"),
+            ("controller.quorum.voters", "1@[::1]:9093"),
+            ("listeners", "client://[::1]:9092,ctl://[::1]:9093"),
+            ("listener.security.protocol.map", "CLIENT:PLAINTEXT,CTL:plaintext"),
+            ("inter.broker.listener.name", "client"),
+            ("controller.listener.names", "ctl"),
+        ])
+        .unwrap();
+        assert_eq!(c.listener, "[::1]:9092".parse().unwrap());
+        assert_eq!(c.advertised, ("::1".to_string(), 9092));
+        let q = c.quorum.as_ref().unwrap();
+        assert_eq!((q.listener_name.as_str(), q.listener), ("CTL", "[::1]:9093".parse().unwrap()));
+        assert_eq!(q.voters, vec![Voter { id: 1, host: "::1".into(), port: 9093 }]);
+        let described: BTreeMap<String, String> = c.broker_configs().into_iter().map(|e| (e.name, e.value)).collect();
+        assert_eq!(described["advertised.listeners"], "CLIENT://[::1]:9092");
+        assert_eq!(described["listeners"], "client://[::1]:9092,ctl://[::1]:9093");
+        assert_eq!(described["process.roles"], "controller,broker");
+        assert_eq!(described["controller.listener.names"], "ctl");
+        assert_eq!(described["broker.session.timeout.ms"], "9000");
+        assert!(!described.contains_key("broker.rack"));
+        let single = with(&[("listeners", "PLAINTEXT://[::1]:9093")]).unwrap();
+        assert_eq!((single.listener, single.advertised.0.as_str()), ("[::1]:9093".parse().unwrap(), "::1"));
+        let any = with(&[("listeners", "PLAINTEXT://[::]:9093")]).unwrap();
+        assert_eq!((any.listener.port(), any.advertised.0.as_str()), (9093, "localhost"));
+        let d: BTreeMap<String, String> =
+            BrokerConfig::default().broker_configs().into_iter().map(|e| (e.name, e.value)).collect();
+        assert_eq!(d["listeners"], "PLAINTEXT://0.0.0.0:9092");
+        assert_eq!(d["advertised.listeners"], "PLAINTEXT://localhost:9092");
+        assert_eq!(d["listener.security.protocol.map"], DEFAULT_PROTOCOL_MAP);
+        assert_eq!(d["controller.quorum.voters"], "");
     }
 
     #[test]
@@ -1010,14 +1278,43 @@ impl BrokerConfig {
             .collect()
     }
 
+    fn explicit_or(&self, key: &str, default: &str) -> String {
+        self.explicit.get(key).map_or_else(|| default.to_string(), String::clone)
+    }
+
+    /// The client listener's name (`inter.broker.listener.name`).
+    fn client_listener_name(&self) -> String {
+        self.explicit.get("inter.broker.listener.name").map_or_else(|| "PLAINTEXT".into(), |n| n.to_ascii_uppercase())
+    }
+
+    /// `listeners` as given (with the controller listener), else the client
+    /// listener's bind address.
+    fn listeners_value(&self) -> String {
+        match self.explicit.get("listeners") {
+            Some(v) => v.clone(),
+            None => format!("{}://{}", self.client_listener_name(), self.listener),
+        }
+    }
+
     /// The broker's own settings, as DescribeConfigs reports them.
     pub fn broker_configs(&self) -> Vec<ConfigEntry> {
         let d = &self.log_defaults;
         let mut all = vec![
             ("node.id", self.node_id.to_string()),
             ("log.dirs", self.data_dir.display().to_string()),
-            ("listeners", format!("PLAINTEXT://{}", self.listener)),
-            ("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertised.0, self.advertised.1)),
+            ("listeners", self.listeners_value()),
+            (
+                "advertised.listeners",
+                format!("{}://{}", self.client_listener_name(), join_host_port(&self.advertised.0, self.advertised.1)),
+            ),
+            (
+                "listener.security.protocol.map",
+                self.explicit_or("listener.security.protocol.map", DEFAULT_PROTOCOL_MAP),
+            ),
+            ("process.roles", self.explicit_or("process.roles", "")),
+            ("controller.quorum.voters", self.explicit_or("controller.quorum.voters", "")),
+            ("broker.session.timeout.ms", self.broker_session_timeout_ms.to_string()),
+            ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics.to_string()),
@@ -1046,6 +1343,13 @@ impl BrokerConfig {
             ("group.consumer.session.timeout.ms", self.group_consumer_session_timeout_ms.to_string()),
             ("group.consumer.heartbeat.interval.ms", self.group_consumer_heartbeat_interval_ms.to_string()),
         ];
+        // Kafka's default of these is null, which this list has no way to
+        // say: they are listed when set.
+        for key in ["broker.rack", "controller.listener.names", "inter.broker.listener.name"] {
+            if let Some(v) = self.explicit.get(key) {
+                all.push((key, v.clone()));
+            }
+        }
         all.sort();
         all.into_iter()
             .map(|(name, value)| {

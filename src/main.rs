@@ -1,5 +1,6 @@
 //! `sluice`: the broker and its command-line tools.
 
+mod admin;
 mod alloc;
 mod cli;
 mod cluster;
@@ -49,10 +50,11 @@ struct ServeArgs {
     /// Where partitions are kept (Kafka's `log.dirs`) [default: ./data].
     #[arg(long, env = "SLUICE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// `PLAINTEXT://HOST:PORT` (Kafka's `listeners`) [default: PLAINTEXT://0.0.0.0:9092].
+    /// `NAME://HOST:PORT,...` (Kafka's `listeners`: the client listener, and in a cluster the
+    /// controller listener) [default: PLAINTEXT://0.0.0.0:9092].
     #[arg(long, env = "SLUICE_LISTENERS")]
     listeners: Option<String>,
-    /// What clients are told to connect to (Kafka's `advertised.listeners`).
+    /// What clients are told to connect to: `NAME://HOST:PORT,...` (Kafka's `advertised.listeners`).
     #[arg(long, env = "SLUICE_ADVERTISED_LISTENERS")]
     advertised_listeners: Option<String>,
     /// Shards (cores) to run [default: all].

@@ -453,7 +453,7 @@ pub async fn open_owned(topics: &[Arc<TopicMeta>]) -> Result<(), String> {
     let shard = shard::current();
     for t in topics {
         for (i, p) in t.partitions.iter().enumerate() {
-            if p.shard != shard.id {
+            if p.shard != Some(shard.id) {
                 continue;
             }
             let tp = TopicPartition::new(&t.name, i as i32);

@@ -35,9 +35,22 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PartitionMeta {
-    /// The shard that owns the partition's log.
-    pub shard: usize,
+    /// The shard that owns the partition's log on this broker; None when
+    /// this broker holds no replica of it (a cluster).
+    pub shard: Option<usize>,
     pub leader_epoch: i32,
+    /// The brokers that hold it, the preferred leader first.
+    #[serde(default)]
+    pub replicas: Vec<i32>,
+}
+
+/// Where a partition is served from, seen from this broker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Place {
+    /// On this broker, by this shard.
+    Here(usize),
+    /// On another broker only.
+    Elsewhere,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,22 +83,41 @@ impl TopicTable {
         self.by_id.get(id).and_then(|n| self.topics.get(n))
     }
 
-    /// Which shard owns a partition, if it exists.
+    /// Which shard owns a partition, if it exists here.
     pub fn owner(&self, topic: &str, partition: i32) -> Option<usize> {
-        let t = self.topics.get(topic)?;
-        t.partitions.get(usize::try_from(partition).ok()?).map(|p| p.shard)
+        match self.locate(topic, partition)? {
+            Place::Here(s) => Some(s),
+            Place::Elsewhere => None,
+        }
     }
 
-    fn reindex(&mut self) {
+    /// The error for a partition this broker does not serve: another
+    /// broker leads it (the client refreshes its metadata), or it does not
+    /// exist.
+    pub fn not_here(&self, topic: &str, partition: i32) -> ResponseError {
+        match self.locate(topic, partition) {
+            Some(_) => ResponseError::NotLeaderOrFollower,
+            None => ResponseError::UnknownTopicOrPartition,
+        }
+    }
+
+    /// Where a partition is, if it exists at all.
+    pub fn locate(&self, topic: &str, partition: i32) -> Option<Place> {
+        let t = self.topics.get(topic)?;
+        let p = t.partitions.get(usize::try_from(partition).ok()?)?;
+        Some(p.shard.map_or(Place::Elsewhere, Place::Here))
+    }
+
+    pub fn reindex(&mut self) {
         self.by_id = self.topics.values().map(|t| (t.id, t.name.clone())).collect();
     }
 
     fn shard_loads(&self, shards: usize) -> Vec<usize> {
         let mut load = vec![0; shards];
         for t in self.topics.values() {
-            for p in &t.partitions {
-                if p.shard < shards {
-                    load[p.shard] += 1;
+            for s in t.partitions.iter().filter_map(|p| p.shard) {
+                if s < shards {
+                    load[s] += 1;
                 }
             }
         }
@@ -93,7 +125,7 @@ impl TopicTable {
     }
 
     /// Places `n` new partitions on the least loaded shards.
-    fn place(&self, n: usize, shards: usize, extra: &mut [usize]) -> Vec<usize> {
+    pub fn place(&self, n: usize, shards: usize, extra: &mut [usize]) -> Vec<usize> {
         let base = self.shard_loads(shards);
         (0..n)
             .map(|_| {
@@ -107,22 +139,18 @@ impl TopicTable {
     /// Adds the internal `__consumer_offsets` topic if it is missing:
     /// compacted, its partitions spread round-robin over the shards so
     /// that groups spread with them. Returns whether the table changed.
-    pub fn ensure_offsets_topic(&mut self, partitions: i32, segment_bytes: u64, shards: usize) -> bool {
+    pub fn ensure_offsets_topic(&mut self, partitions: i32, segment_bytes: u64, shards: usize, node: i32) -> bool {
         if self.topics.contains_key(OFFSETS_TOPIC) {
             return false;
         }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), segment_bytes.to_string()),
-        ]);
         let meta = TopicMeta {
             name: OFFSETS_TOPIC.to_string(),
             id: uuid::Uuid::new_v4(),
             partitions: (0..partitions.max(1) as usize)
-                .map(|i| PartitionMeta { shard: i % shards.max(1), leader_epoch: 0 })
+                .map(|i| PartitionMeta { shard: Some(i % shards.max(1)), leader_epoch: 0, replicas: vec![node] })
                 .collect(),
             replication_factor: 1,
-            configs,
+            configs: offsets_topic_configs(segment_bytes),
             internal: true,
         };
         self.topics.insert(meta.name.clone(), Arc::new(meta));
@@ -130,8 +158,10 @@ impl TopicTable {
         true
     }
 
-    /// Loads the table, fixing placements for a changed `--cores`.
-    pub fn load(data_dir: &Path, shards: usize) -> Result<TopicTable, String> {
+    /// Loads the table, fixing placements for a changed `--cores`. `alone`:
+    /// this broker (its node id) is not part of a cluster, so it holds
+    /// every partition.
+    pub fn load(data_dir: &Path, shards: usize, alone: Option<i32>) -> Result<TopicTable, String> {
         let path = data_dir.join("topics.json");
         let mut table = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice::<TopicTable>(&b).map_err(|e| format!("{}: {e}", path.display()))?,
@@ -144,11 +174,23 @@ impl TopicTable {
         let names: Vec<String> = table.topics.keys().cloned().collect();
         let mut moved = false;
         for name in names {
+            if let Some(node) = alone {
+                let t = &table.topics[&name];
+                if t.partitions.iter().any(|p| p.replicas != [node]) {
+                    let t = Arc::make_mut(table.topics.get_mut(&name).unwrap());
+                    t.partitions.iter_mut().for_each(|p| p.replicas = vec![node]);
+                    t.replication_factor = 1;
+                    moved = true;
+                }
+            }
             let misplaced: Vec<usize> = table.topics[&name]
                 .partitions
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.shard >= shards)
+                .filter(|(_, p)| match p.shard {
+                    Some(s) => s >= shards,
+                    None => alone.is_some(),
+                })
                 .map(|(i, _)| i)
                 .collect();
             if misplaced.is_empty() {
@@ -157,7 +199,7 @@ impl TopicTable {
             let places = table.place(misplaced.len(), shards, &mut extra);
             let t = Arc::make_mut(table.topics.get_mut(&name).unwrap());
             for (i, s) in misplaced.into_iter().zip(places) {
-                t.partitions[i].shard = s;
+                t.partitions[i].shard = Some(s);
             }
             moved = true;
         }
@@ -197,7 +239,8 @@ impl TopicTable {
                 if topic == crate::cluster::METADATA_TOPIC {
                     return None;
                 }
-                let known = self.topics.get(topic).is_some_and(|t| part < t.partitions.len());
+                let known =
+                    self.topics.get(topic).and_then(|t| t.partitions.get(part)).is_some_and(|p| p.shard.is_some());
                 (!known && valid_topic_name(topic).is_ok()).then(|| e.path())
             })
             .collect()
@@ -218,6 +261,7 @@ pub fn valid_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// -1: the broker's `num.partitions`.
@@ -234,7 +278,7 @@ thread_local! {
     static CONTROLLER_LOCK: std::rc::Rc<glommio::sync::Semaphore> = std::rc::Rc::new(glommio::sync::Semaphore::new(1));
 }
 
-async fn controller_lock() -> glommio::sync::StaticPermit {
+pub async fn controller_lock() -> glommio::sync::StaticPermit {
     let lock = CONTROLLER_LOCK.with(|l| l.clone());
     lock.acquire_static_permit(1).await.expect("controller lock is never closed")
 }
@@ -249,12 +293,15 @@ pub async fn create_topics(topics: Vec<NewTopic>, validate_only: bool) -> Vec<To
     let mut extra = vec![0; shard.router.shards()];
     let mut created = Vec::new();
     for t in topics {
-        let r = check_new_topic(&config, &table, &t).map(|(partitions, rf)| {
+        let r = check_new_topic(&config, table.topics.keys(), 1, &t).map(|(partitions, rf)| {
             let shards = table.place(partitions as usize, config.cores, &mut extra);
             Arc::new(TopicMeta {
                 name: t.name.clone(),
                 id: uuid::Uuid::new_v4(),
-                partitions: shards.into_iter().map(|shard| PartitionMeta { shard, leader_epoch: 0 }).collect(),
+                partitions: shards
+                    .into_iter()
+                    .map(|shard| PartitionMeta { shard: Some(shard), leader_epoch: 0, replicas: vec![config.node_id] })
+                    .collect(),
                 replication_factor: rf,
                 configs: t.configs,
                 internal: false,
@@ -290,9 +337,13 @@ pub async fn create_topics(topics: Vec<NewTopic>, validate_only: bool) -> Vec<To
     results
 }
 
-fn check_new_topic(
+/// Kafka's checks of a new topic against the topics there are and the
+/// number of brokers registered; gives its partition count and
+/// replication factor with the broker's defaults filled in.
+pub fn check_new_topic<'a>(
     config: &BrokerConfig,
-    table: &TopicTable,
+    existing: impl Iterator<Item = &'a String> + Clone,
+    brokers: usize,
     t: &NewTopic,
 ) -> Result<(i32, i16), (ResponseError, String)> {
     valid_topic_name(&t.name).map_err(|e| (ResponseError::InvalidTopicException, e))?;
@@ -303,12 +354,12 @@ fn check_new_topic(
             format!("Creation of internal topic {} is prohibited.", crate::cluster::METADATA_TOPIC),
         ));
     }
-    if table.topics.contains_key(&t.name) {
+    if existing.clone().any(|k| *k == t.name) {
         return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
     }
     // Kafka refuses names that collide once '.' and '_' are equated (metrics).
     let norm = |s: &str| s.replace('.', "_");
-    if let Some(other) = table.topics.keys().find(|k| norm(k) == norm(&t.name)) {
+    if let Some(other) = existing.clone().find(|k| norm(k) == norm(&t.name)) {
         return Err((
             ResponseError::InvalidTopicException,
             format!("Topic '{}' collides with existing topic '{other}'", t.name),
@@ -325,10 +376,17 @@ fn check_new_topic(
     if rf < 1 {
         return Err((ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
     }
-    if rf > 1 {
+    if rf as usize > brokers {
         return Err((
             ResponseError::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."),
+        ));
+    }
+    if rf > 1 {
+        // Said plainly rather than accepting replicas that would hold nothing.
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("Replication factor {rf} is not supported yet: partitions are not replicated between brokers."),
         ));
     }
     for (k, v) in &t.configs {
@@ -346,10 +404,7 @@ pub async fn delete_topics(names: Vec<String>) -> Vec<Result<Arc<TopicMeta>, (Re
     let mut deleted = Vec::new();
     for name in names {
         if table.topics.get(&name).is_some_and(|t| t.internal) {
-            results.push(Err((
-                ResponseError::InvalidTopicException,
-                format!("Topic {name} is internal and cannot be deleted."),
-            )));
+            results.push(Err(internal_topic_not_deletable(&name)));
             continue;
         }
         match table.topics.remove(&name) {
@@ -357,10 +412,7 @@ pub async fn delete_topics(names: Vec<String>) -> Vec<Result<Arc<TopicMeta>, (Re
                 deleted.push(meta.clone());
                 results.push(Ok(meta));
             }
-            None => results.push(Err((
-                ResponseError::UnknownTopicOrPartition,
-                "This server does not host this topic-partition.".into(),
-            ))),
+            None => results.push(Err(unknown_topic_to_delete())),
         }
     }
     if deleted.is_empty() {
@@ -378,7 +430,15 @@ pub async fn delete_topics(names: Vec<String>) -> Vec<Result<Arc<TopicMeta>, (Re
     results
 }
 
-async fn broadcast(table: Arc<TopicTable>) {
+pub fn internal_topic_not_deletable(name: &str) -> (ResponseError, String) {
+    (ResponseError::InvalidTopicException, format!("Topic {name} is internal and cannot be deleted."))
+}
+
+pub fn unknown_topic_to_delete() -> (ResponseError, String) {
+    (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
+}
+
+pub async fn broadcast(table: Arc<TopicTable>) {
     let shard = shard::current();
     for s in 0..shard.router.shards() {
         let t = table.clone();
@@ -402,27 +462,20 @@ pub async fn create_partitions(
             results.push(Err((ResponseError::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))));
             continue;
         };
-        if meta.internal {
-            results.push(Err((
-                ResponseError::InvalidPartitions,
-                format!("Topic {name} is internal: its partitions are fixed."),
-            )));
-            continue;
-        }
         let current = meta.partitions.len() as i32;
-        if count <= current || count > 100_000 {
-            let msg = if count == current {
-                format!("Topic already has {current} partitions.")
-            } else {
-                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
-            };
-            results.push(Err((ResponseError::InvalidPartitions, msg)));
+        if let Err(e) = check_new_partitions(&name, meta.internal, current, count) {
+            results.push(Err(e));
             continue;
         }
         if !validate_only {
             let places = table.place((count - current) as usize, shard.config.cores, &mut extra);
             let mut meta = (*meta).clone();
-            meta.partitions.extend(places.into_iter().map(|shard| PartitionMeta { shard, leader_epoch: 0 }));
+            let node = shard.config.node_id;
+            meta.partitions.extend(places.into_iter().map(|shard| PartitionMeta {
+                shard: Some(shard),
+                leader_epoch: 0,
+                replicas: vec![node],
+            }));
             let meta = Arc::new(meta);
             table.topics.insert(name, meta.clone());
             grown.push(meta);
@@ -445,8 +498,38 @@ pub async fn create_partitions(
     results
 }
 
+/// Kafka's checks of a CreatePartitions asking a topic with `current`
+/// partitions for `count`.
+pub fn check_new_partitions(
+    name: &str,
+    internal: bool,
+    current: i32,
+    count: i32,
+) -> Result<(), (ResponseError, String)> {
+    if internal {
+        return Err((ResponseError::InvalidPartitions, format!("Topic {name} is internal: its partitions are fixed.")));
+    }
+    if count <= current || count > 100_000 {
+        let msg = if count == current {
+            format!("Topic already has {current} partitions.")
+        } else {
+            format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+        };
+        return Err((ResponseError::InvalidPartitions, msg));
+    }
+    Ok(())
+}
+
+/// The configs `__consumer_offsets` is created with.
+pub fn offsets_topic_configs(segment_bytes: u64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), segment_bytes.to_string()),
+    ])
+}
+
 /// A change to one topic config (AlterConfigs replaces all of them).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ConfigOp {
     Set(String, String),
     Delete(String),
@@ -509,7 +592,8 @@ pub async fn alter_configs(
     results
 }
 
-fn apply_ops(
+/// The topic's configs after `ops` (Kafka's checks of each).
+pub fn apply_ops(
     current: &BTreeMap<String, String>,
     ops: &[ConfigOp],
     replace: bool,

@@ -679,11 +679,14 @@ fn cluster_info() {
     let b = Broker::start();
     let out = ok(&b, &["cluster", "info"], None);
     let l = lines(&out);
-    assert_eq!(l.len(), 4, "{out}");
+    assert_eq!(l.len(), 6, "{out}");
     assert!(l[0].starts_with("Cluster ID: ") && l[0].len() > "Cluster ID: ".len(), "{out}");
     assert_eq!(l[1], "Controller: 1");
     assert_eq!(l[2], "Brokers:");
     assert_eq!(l[3], format!("  1  {}  (controller)", b.bootstrap()));
+    // A broker on its own is a quorum of one.
+    assert!(l[4].starts_with("Quorum leader: 1 (epoch "), "{out}");
+    assert_eq!(l[5], "Quorum voters: 1");
 }
 
 /// Broker unreachable, unknown topic, bad config key, bad flags: one line,

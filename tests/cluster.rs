@@ -2,15 +2,20 @@
 //! controller nodes, Kafka's KRaft property names): they agree on the
 //! brokers and the active controller, fence a broker that is killed or
 //! stopped, elect a new controller when the active one dies, and take a
-//! returning node back.
+//! returning node back. Topics are the cluster's: created, grown and
+//! deleted through any node, their partitions spread over the brokers,
+//! produced and consumed (with a group) through any of them.
 
 mod common;
 
 use std::time::Duration;
 
 use common::cluster::Cluster;
-use common::kafka_tools::{kafka_tool_ok, METADATA_QUORUM};
-use common::kcat;
+use common::kafka_tools::{
+    describe, kafka_tool, kafka_tool_ok, listed, poll, topics, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS,
+    METADATA_QUORUM,
+};
+use common::{kcat, unique_name};
 
 /// Short sessions, so that fencing shows within the test's bounds.
 const FAST: &[&str] = &["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500"];
@@ -26,6 +31,7 @@ fn three_nodes_form_one_cluster_and_survive_the_loss_of_the_controller() {
         assert_eq!(*addr, c.nodes[i].bootstrap(), "advertised address of node {id}");
     }
     assert!(!info.cluster_id.is_empty());
+    assert_eq!(info.voters, vec![1, 2, 3]);
 
     // A real client bootstrapping from any node sees all three brokers.
     for n in &c.nodes {
@@ -36,13 +42,13 @@ fn three_nodes_form_one_cluster_and_survive_the_loss_of_the_controller() {
 
     // kill -9 the active controller: the other two elect one of
     // themselves and fence it.
-    let old = info.controller.unwrap();
+    let old = info.leader.unwrap();
     let dead = (old - 1) as usize;
     c.nodes[dead].kill9();
     let left: Vec<usize> = all.iter().copied().filter(|&i| i != dead).collect();
     let want: Vec<i32> = left.iter().map(|&i| i as i32 + 1).collect();
     let after = c.wait_agreed(&left, &want, AGREE);
-    assert_ne!(after.controller, Some(old), "a dead node cannot stay controller");
+    assert_ne!(after.leader, Some(old), "a dead node cannot stay the quorum's leader");
     assert_eq!(after.cluster_id, info.cluster_id, "the cluster keeps its id");
 
     // It comes back from its own data dir and is listed again.
@@ -58,12 +64,12 @@ fn a_stopped_node_is_fenced_and_unfenced_when_it_resumes() {
     let info = c.wait_agreed(&all, &[1, 2, 3], AGREE);
     // Stop a node that is not the controller (SIGSTOP: its sockets stay
     // open, it just stops answering).
-    let stopped = (0..3).find(|&i| Some(i as i32 + 1) != info.controller).unwrap();
+    let stopped = (0..3).find(|&i| Some(i as i32 + 1) != info.leader).unwrap();
     c.nodes[stopped].pause(true);
     let left: Vec<usize> = all.iter().copied().filter(|&i| i != stopped).collect();
     let want: Vec<i32> = left.iter().map(|&i| i as i32 + 1).collect();
     let during = c.wait_agreed(&left, &want, AGREE);
-    assert_eq!(during.controller, info.controller, "losing a follower does not move the controller");
+    assert_eq!(during.leader, info.leader, "losing a follower does not move the quorum's leader");
     c.nodes[stopped].pause(false);
     c.wait_agreed(&all, &[1, 2, 3], AGREE);
 }
@@ -74,7 +80,7 @@ fn a_stopped_node_is_fenced_and_unfenced_when_it_resumes() {
 fn kafka_metadata_quorum_describes_the_quorum() {
     let c = Cluster::start(3, FAST);
     let info = c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
-    let leader = info.controller.unwrap();
+    let leader = info.leader.unwrap();
     let follower = (0..3).find(|&i| i as i32 + 1 != leader).unwrap();
     let bs = c.nodes[follower].bootstrap();
     let status = kafka_tool_ok(METADATA_QUORUM, &["--bootstrap-server", &bs, "describe", "--status"], None);
@@ -101,4 +107,160 @@ fn kafka_metadata_quorum_describes_the_quorum() {
     let leaders: Vec<&str> = rows.iter().filter(|r| r.last() == Some(&"Leader")).map(|r| r[0]).collect();
     assert_eq!(leaders, vec![leader.to_string().as_str()], "{repl}");
     assert_eq!(rows.iter().filter(|r| r.last() == Some(&"Follower")).count(), 2, "{repl}");
+}
+
+/// Partition -> (leader, replicas, isr) as `kafka-topics --describe` prints them.
+fn placement(boot: &str, topic: &str) -> Vec<(String, String, String)> {
+    let (_, parts) = describe(boot, topic);
+    parts.iter().map(|p| (p["Leader"].clone(), p["Replicas"].clone(), p["Isr"].clone())).collect()
+}
+
+/// The seed tutorial on three brokers, one replica per partition: Kafka's
+/// tools create the topic through one node, describe it through another
+/// (each partition led by a different broker), the console producer
+/// writes through a third and a console consumer in a group reads it all
+/// back through the first; the group's offsets are described through
+/// any node; the topic grows and is deleted through yet other nodes.
+#[test]
+fn topics_are_the_clusters_and_clients_use_any_broker() {
+    let c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("cluster-topic");
+    topics(&boot[1], &["--create", "--topic", &topic, "--partitions", "3", "--replication-factor", "1"]);
+    let placed = poll(50, || placement(&boot[2], &topic), |p| p.len() == 3);
+    let mut leaders: Vec<String> = placed.iter().map(|p| p.0.clone()).collect();
+    for (leader, replicas, isr) in &placed {
+        assert_eq!((replicas, isr), (leader, leader), "{placed:?}");
+    }
+    leaders.sort();
+    assert_eq!(leaders, ["1", "2", "3"], "one partition led by each broker: {placed:?}");
+    for b in &boot {
+        assert!(listed(b).contains(&topic), "{topic} listed by {b}");
+    }
+
+    let n = 300;
+    let input: String = (0..n).map(|i| format!("k{i}:v{i}\n")).collect();
+    let producer = [
+        "--bootstrap-server",
+        &boot[2],
+        "--topic",
+        &topic,
+        "--reader-property",
+        "parse.key=true",
+        "--reader-property",
+        "key.separator=:",
+        "--command-property",
+        "acks=all",
+    ];
+    kafka_tool_ok(CONSOLE_PRODUCER, &producer, Some(input.as_bytes()));
+    let group = unique_name("cluster-group");
+    let max = n.to_string();
+    let consumer = [
+        "--bootstrap-server",
+        &boot[0],
+        "--topic",
+        &topic,
+        "--from-beginning",
+        "--group",
+        &group,
+        "--max-messages",
+        &max,
+        "--formatter-property",
+        "print.key=true",
+        "--formatter-property",
+        "print.partition=true",
+    ];
+    let out = kafka_tool(CONSOLE_CONSUMER, &consumer, None);
+    common::expect_success(&out, "console consumer");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut got: Vec<String> = stdout.lines().filter_map(|l| l.split('\t').nth(2).map(str::to_string)).collect();
+    let partitions: std::collections::BTreeSet<&str> = stdout.lines().filter_map(|l| l.split('\t').next()).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every record once");
+    assert_eq!(partitions.len(), 3, "records came from all three brokers: {partitions:?}");
+
+    // The group's committed offsets, seen through every node: no lag.
+    for b in &boot {
+        let d = kafka_tool_ok(CONSUMER_GROUPS, &["--bootstrap-server", b, "--describe", "--group", &group], None);
+        let rows: Vec<Vec<&str>> =
+            d.lines().filter(|l| l.contains(&topic)).map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows.len(), 3, "{d}");
+        let total: i64 = rows.iter().map(|r| r[3].parse::<i64>().unwrap_or_else(|_| panic!("{d}"))).sum();
+        assert_eq!(total, n as i64, "{d}");
+        assert!(rows.iter().all(|r| r[5] == "0"), "lag 0 everywhere: {d}");
+    }
+
+    // Grown through one node, deleted through another.
+    topics(&boot[0], &["--alter", "--topic", &topic, "--partitions", "5"]);
+    let grown = poll(50, || placement(&boot[1], &topic), |p| p.len() == 5);
+    assert_eq!(grown.len(), 5, "{grown:?}");
+    assert_eq!(&grown[..3], &placed[..], "existing partitions stay where they are");
+    topics(&boot[2], &["--delete", "--topic", &topic]);
+    for b in &boot {
+        let l = poll(50, || listed(b), |l| !l.contains(&topic));
+        assert!(!l.contains(&topic), "{topic} still listed by {b}: {l:?}");
+    }
+    // Kafka renames a deleted partition's directory to `…-delete` and
+    // removes it a minute later; Sluice removes it at once.
+    for n in &c.nodes {
+        let left: Vec<String> = std::fs::read_dir(n.data_dir())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| f.starts_with(&topic) && !f.ends_with("-delete"))
+            .collect();
+        assert!(left.is_empty(), "partition dirs left in {}: {left:?}", n.data_dir().display());
+    }
+}
+
+/// A broker that dies takes its partitions offline (no leader) once it is
+/// fenced; the others' partitions go on taking writes; when it returns
+/// its partitions are led by it again with every record they had.
+#[test]
+fn a_dead_brokers_partitions_are_offline_until_it_returns() {
+    let mut c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("cluster-offline");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "3", "--replication-factor", "1"]);
+    let placed = poll(50, || placement(&boot[0], &topic), |p| p.len() == 3);
+    let input: String = (0..30).map(|i| format!("v{i}\n")).collect();
+    // Round-robin, so that every partition holds records.
+    let producer = [
+        "--bootstrap-server",
+        &boot[0],
+        "--topic",
+        &topic,
+        "--command-property",
+        "partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        "--command-property",
+        "acks=all",
+    ];
+    kafka_tool_ok(CONSOLE_PRODUCER, &producer, Some(input.as_bytes()));
+    let dead = (0..3).find(|&i| placed[i].0 != "1").unwrap();
+    let dead_node: usize = placed[dead].0.parse::<usize>().unwrap() - 1;
+    c.nodes[dead_node].kill9();
+    let alive = (0..3).find(|&i| i != dead_node).unwrap();
+    let offline = poll(100, || placement(&boot[alive], &topic), |p| p[dead].0 == "none");
+    assert_eq!(offline[dead].0, "none", "no leader for the dead broker's partition: {offline:?}");
+    for (i, p) in offline.iter().enumerate() {
+        if i != dead {
+            assert_eq!(p, &placed[i], "the other partitions keep their leaders");
+        }
+    }
+    c.nodes[dead_node].restart();
+    let back = poll(100, || placement(&boot[alive], &topic), |p| p[dead].0 == placed[dead].0);
+    assert_eq!(back, placed, "the returning broker leads its partition again");
+    let out = kafka_tool_ok(
+        CONSOLE_CONSUMER,
+        &["--bootstrap-server", &boot[dead_node], "--topic", &topic, "--from-beginning", "--max-messages", "30"],
+        None,
+    );
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every record, the dead broker's partition's too");
 }

@@ -8,64 +8,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::thread;
-use std::time::Duration;
 
 use common::kafka_tools::{
-    kafka_tool, kafka_tool_ok, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS, CONSUMER_PERF, GET_OFFSETS,
-    PRODUCER_PERF, TOPICS,
+    describe, kafka_tool, kafka_tool_ok, listed, poll, topics, topics_refused, CONSOLE_CONSUMER, CONSOLE_PRODUCER,
+    CONSUMER_GROUPS, CONSUMER_PERF, GET_OFFSETS, PRODUCER_PERF,
 };
 use common::{unique_name, Broker};
-
-fn with_bootstrap<'a>(boot: &'a str, args: &[&'a str]) -> Vec<&'a str> {
-    [&["--bootstrap-server", boot], args].concat()
-}
-
-fn topics(boot: &str, args: &[&str]) -> String {
-    kafka_tool_ok(TOPICS, &with_bootstrap(boot, args), None)
-}
-
-/// kafka-topics that must exit 1: what it printed (stdout and stderr).
-fn topics_refused(boot: &str, args: &[&str]) -> String {
-    let out = kafka_tool(TOPICS, &with_bootstrap(boot, args), None);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "kafka-topics {}: {text}", args.join(" "));
-    text
-}
-
-/// Calls `f` until `done` holds of its value, at most `tries` times 200 ms
-/// apart (the broker may apply a change a moment after answering): the last value.
-fn poll<T>(tries: usize, mut f: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
-    let mut value = f();
-    for _ in 1..tries {
-        if done(&value) {
-            break;
-        }
-        thread::sleep(Duration::from_millis(200));
-        value = f();
-    }
-    value
-}
-
-fn listed(boot: &str) -> Vec<String> {
-    topics(boot, &["--list"]).lines().map(str::to_string).collect()
-}
-
-/// `--describe` of one topic: the header's fields and one map per partition line.
-fn describe(boot: &str, topic: &str) -> (BTreeMap<String, String>, Vec<BTreeMap<String, String>>) {
-    let out = topics(boot, &["--describe", "--topic", topic]);
-    let fields = |line: &str| -> BTreeMap<String, String> {
-        line.trim()
-            .split('\t')
-            .filter_map(|f| f.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    };
-    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
-    let header = fields(lines.next().unwrap_or_else(|| panic!("empty describe output")));
-    let parts = lines.map(fields).collect();
-    (header, parts)
-}
 
 /// Per-partition end offsets as kafka-get-offsets prints them (`topic:partition:offset`).
 fn end_offsets(boot: &str, topic: &str) -> BTreeMap<i32, i64> {

@@ -131,12 +131,15 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    /// Proposes `data` for the log; only a leader takes proposals.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<(), String> {
+    /// Proposes `data` for the log; only a leader takes proposals. Returns
+    /// the index the entry is given (it is committed only if an entry of
+    /// this term is applied there).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<u64, String> {
         if !self.is_leader() {
             return Err("not the leader".into());
         }
-        self.raw.propose(vec![], data).map_err(|e| e.to_string())
+        self.raw.propose(vec![], data).map_err(|e| e.to_string())?;
+        Ok(self.raw.raft.raft_log.last_index())
     }
 
     /// Runs the ready loop until nothing is pending: persists entries and

@@ -1,10 +1,13 @@
 //! `sluice cluster info`: the cluster id, its controller and its brokers
-//! (DescribeCluster where the broker serves it, else Metadata).
+//! (DescribeCluster where the broker serves it, else Metadata), and the
+//! metadata quorum's leader and voters (DescribeQuorum).
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use kafka_protocol::messages::DescribeClusterRequest;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
 use super::client::Cluster;
 use super::kafka_error::check;
@@ -56,6 +59,28 @@ pub fn run(args: ClusterArgs) -> Result<()> {
         let rack = rack.map(|r| format!("  rack {r}")).unwrap_or_default();
         let mark = if node == controller { "  (controller)" } else { "" };
         writeln!(out, "  {node}  {addr}{rack}{mark}")?;
+    }
+    // The metadata quorum (KIP-595), where the broker describes it: Kafka's
+    // DescribeCluster names a random broker as "controller", so the quorum's
+    // leader comes from here.
+    if cluster.bootstrap.supports::<DescribeQuorumRequest>() {
+        let v = cluster.bootstrap.version::<DescribeQuorumRequest>(2)?;
+        let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+        let resp = cluster.bootstrap.call(&req, v)?;
+        check(resp.error_code, resp.error_message.as_deref()).context("describing the metadata quorum")?;
+        let p = resp.topics.first().and_then(|t| t.partitions.first()).context("DescribeQuorum: no partition")?;
+        check(p.error_code, p.error_message.as_deref()).context("describing the metadata quorum")?;
+        let mut voters: Vec<i32> = p.current_voters.iter().map(|r| r.replica_id.0).collect();
+        voters.sort_unstable();
+        let voters: Vec<String> = voters.iter().map(i32::to_string).collect();
+        writeln!(
+            out,
+            "Quorum leader: {} (epoch {}, high watermark {})",
+            p.leader_id.0, p.leader_epoch, p.high_watermark
+        )?;
+        writeln!(out, "Quorum voters: {}", voters.join(" "))?;
     }
     Ok(())
 }

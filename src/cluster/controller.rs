@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use sluice_consensus::transport::{Frame, Inbound, Transport};
 use sluice_consensus::{NodeStatus, RaftNode, StateMachine};
 
+use super::admin::{self, AdminRequest, AdminResult, Check};
 use super::image::{MetadataImage, Record};
 use super::ClusterView;
+use crate::config::BrokerConfig;
 
 /// Raft's logical clock: an election after 1–2 s without a leader, leader
 /// heartbeats every 200 ms (Kafka's controller.quorum.election.timeout.ms
@@ -53,7 +55,39 @@ enum PeerMsg {
         req: u64,
         quorum: QuorumState,
     },
+    /// A topic change for the active controller to make.
+    AdminRequest {
+        req: u64,
+        request: AdminRequest,
+    },
+    AdminReply {
+        req: u64,
+        reply: AdminReplyBody,
+    },
 }
+
+/// The controller's answer to an admin request: per item, or one error
+/// for all (no controller, a timeout).
+pub type AdminReplyBody = Result<Vec<AdminResult>, (i16, String)>;
+type AdminReply = flume::Sender<AdminReplyBody>;
+
+/// Who waits for an admin request's answer.
+enum ReplyTo {
+    Here(AdminReply),
+    Peer { node: u64, req: u64 },
+}
+
+/// An admin request whose records are proposed, until they are applied.
+struct Proposed {
+    index: u64,
+    since: Instant,
+    items: Vec<(AdminResult, Option<Check>)>,
+    to: ReplyTo,
+}
+
+/// How long an admin request may take: a proposal not applied by then
+/// (a leader that lost its term) is answered NOT_CONTROLLER.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The quorum as its leader sees it (DescribeQuorum's facts).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +113,8 @@ pub enum Event {
     Peer(Inbound),
     /// Describe the quorum; asks the leader when this node is not it.
     Quorum(flume::Sender<Result<QuorumState, String>>),
+    /// A topic change; sent on to the leader when this node is not it.
+    Admin(AdminRequest, AdminReply),
 }
 
 type QuorumReply = flume::Sender<Result<QuorumState, String>>;
@@ -123,6 +159,8 @@ pub struct Settings {
     pub rack: Option<String>,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// The defaults and limits new topics are checked against.
+    pub config: Arc<BrokerConfig>,
 }
 
 pub struct Controller {
@@ -141,6 +179,10 @@ pub struct Controller {
     /// DescribeQuorum answers awaited from the leader.
     waiting: HashMap<u64, (QuorumReply, Instant)>,
     next_req: u64,
+    /// Admin requests proposed here (as leader), oldest first.
+    proposed: Vec<Proposed>,
+    /// Admin requests sent on to the leader, by request number.
+    forwarded: HashMap<u64, (AdminReply, Instant)>,
     publish: Box<dyn Fn(Arc<ClusterView>) + Send>,
 }
 
@@ -178,6 +220,8 @@ impl Controller {
             version: 0,
             waiting: HashMap::new(),
             next_req: 0,
+            proposed: Vec::new(),
+            forwarded: HashMap::new(),
             publish,
         })
     }
@@ -189,6 +233,7 @@ impl Controller {
             match events.recv_timeout(wait) {
                 Ok(Event::Peer(m)) => self.on_peer(m),
                 Ok(Event::Quorum(reply)) => self.on_quorum_request(reply),
+                Ok(Event::Admin(request, reply)) => self.on_admin(request, reply),
                 Err(flume::RecvTimeoutError::Timeout) => {}
                 Err(flume::RecvTimeoutError::Disconnected) => return,
             }
@@ -206,8 +251,19 @@ impl Controller {
                     }
                     alive
                 });
+                self.forwarded.retain(|_, (reply, since)| {
+                    let alive = since.elapsed() < ADMIN_TIMEOUT;
+                    if !alive {
+                        let _ = reply.send(Err((
+                            kafka_protocol::error::ResponseError::RequestTimedOut.code(),
+                            "the active controller did not answer in time".into(),
+                        )));
+                    }
+                    alive
+                });
             }
             self.flush();
+            self.answer_applied();
         }
     }
 
@@ -246,6 +302,14 @@ impl Controller {
                 Ok(PeerMsg::QuorumReply { req, quorum }) => {
                     if let Some((reply, _)) = self.waiting.remove(&req) {
                         let _ = reply.send(Ok(quorum));
+                    }
+                }
+                Ok(PeerMsg::AdminRequest { req, request }) => {
+                    self.admin(request, ReplyTo::Peer { node: m.from, req });
+                }
+                Ok(PeerMsg::AdminReply { req, reply }) => {
+                    if let Some((to, _)) = self.forwarded.remove(&req) {
+                        let _ = to.send(reply);
                     }
                 }
                 Err(e) => tracing::warn!(from = m.from, %e, "controller: message not understood"),
@@ -342,6 +406,85 @@ impl Controller {
         }
     }
 
+    fn on_admin(&mut self, request: AdminRequest, reply: AdminReply) {
+        if self.node.is_leader() {
+            return self.admin(request, ReplyTo::Here(reply));
+        }
+        let not_controller = |why: &str| Err((kafka_protocol::error::ResponseError::NotController.code(), why.into()));
+        let Some(leader) = self.node.leader() else {
+            let _ = reply.send(not_controller("the metadata quorum has no leader"));
+            return;
+        };
+        self.next_req += 1;
+        let req = self.next_req;
+        let msg = PeerMsg::AdminRequest { req, request };
+        if self.transport.send(leader, Frame::App(serde_json::to_vec(&msg).expect("serializes"))) {
+            self.forwarded.insert(req, (reply, Instant::now()));
+        } else {
+            let _ = reply.send(not_controller("the active controller is unreachable"));
+        }
+    }
+
+    /// Plans an admin request against the image and proposes its records;
+    /// answered by `answer_applied` once they are applied.
+    fn admin(&mut self, request: AdminRequest, to: ReplyTo) {
+        if !self.node.is_leader() {
+            let code = kafka_protocol::error::ResponseError::NotController.code();
+            return self.reply(to, Err((code, "this node is no longer the active controller".into())));
+        }
+        let plan = admin::plan(&self.node.state().image, &self.s.config, request);
+        let mut index = None;
+        for r in plan.records {
+            match self.node.propose(r.encode()) {
+                Ok(i) => index = Some(i),
+                Err(e) => {
+                    let code = kafka_protocol::error::ResponseError::NotController.code();
+                    return self.reply(to, Err((code, format!("proposal not taken: {e}"))));
+                }
+            }
+        }
+        match index {
+            // Nothing to write (validate_only, or every item refused).
+            None => self.reply(to, Ok(plan.items.into_iter().map(|(r, _)| r).collect())),
+            Some(index) => self.proposed.push(Proposed { index, since: Instant::now(), items: plan.items, to }),
+        }
+    }
+
+    fn answer_applied(&mut self) {
+        if self.proposed.is_empty() {
+            return;
+        }
+        let applied = self.node.state().image.applied;
+        let (done, waiting): (Vec<Proposed>, Vec<Proposed>) = std::mem::take(&mut self.proposed)
+            .into_iter()
+            .partition(|p| applied >= p.index || p.since.elapsed() >= ADMIN_TIMEOUT);
+        self.proposed = waiting;
+        for p in done {
+            let image = &self.node.state().image;
+            let items = p
+                .items
+                .into_iter()
+                .map(|(r, check)| match (r, check) {
+                    (Ok(_), Some(c)) if !c.holds(image) => Err(c.failed(image)),
+                    (r, _) => r,
+                })
+                .collect();
+            self.reply(p.to, Ok(items));
+        }
+    }
+
+    fn reply(&mut self, to: ReplyTo, body: AdminReplyBody) {
+        match to {
+            ReplyTo::Here(tx) => {
+                let _ = tx.send(body);
+            }
+            ReplyTo::Peer { node, req } => {
+                let msg = PeerMsg::AdminReply { req, reply: body };
+                self.transport.send(node, Frame::App(serde_json::to_vec(&msg).expect("serializes")));
+            }
+        }
+    }
+
     fn on_quorum_request(&mut self, reply: QuorumReply) {
         if let Some(q) = self.quorum_state() {
             let _ = reply.send(Ok(q));
@@ -421,7 +564,7 @@ impl Controller {
             return;
         }
         match self.node.propose(record.encode()) {
-            Ok(()) => {
+            Ok(_) => {
                 self.pending.insert(key, now);
             }
             Err(e) => tracing::debug!(%e, ?record, "controller: proposal not taken"),

@@ -13,13 +13,62 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type")]
 pub enum Record {
     /// The first record of a new cluster.
-    ClusterId { id: String },
+    ClusterId {
+        id: String,
+    },
     /// A broker (re)starts: `incarnation` tells one run from the next.
-    RegisterBroker { id: i32, incarnation: uuid::Uuid, host: String, port: u16, rack: Option<String> },
+    RegisterBroker {
+        id: i32,
+        incarnation: uuid::Uuid,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
     /// Not heard from within `broker.session.timeout.ms`.
-    FenceBroker { id: i32, incarnation: uuid::Uuid },
+    FenceBroker {
+        id: i32,
+        incarnation: uuid::Uuid,
+    },
     /// Heard from again.
-    UnfenceBroker { id: i32, incarnation: uuid::Uuid },
+    UnfenceBroker {
+        id: i32,
+        incarnation: uuid::Uuid,
+    },
+    /// A topic and the replicas of each of its partitions (Kafka's
+    /// TopicRecord with its PartitionRecords).
+    CreateTopic {
+        name: String,
+        id: uuid::Uuid,
+        replicas: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        internal: bool,
+    },
+    /// Partitions added at the end (CreatePartitions).
+    AddPartitions {
+        name: String,
+        id: uuid::Uuid,
+        replicas: Vec<Vec<i32>>,
+    },
+    RemoveTopic {
+        name: String,
+        id: uuid::Uuid,
+    },
+    /// The topic's whole set of configs from now on.
+    TopicConfigs {
+        name: String,
+        id: uuid::Uuid,
+        configs: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub id: uuid::Uuid,
+    /// Per partition, its replicas (brokers), the preferred leader first.
+    pub partitions: Vec<Vec<i32>>,
+    /// Only the configs set on the topic.
+    pub configs: BTreeMap<String, String>,
+    pub internal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +87,8 @@ pub struct BrokerInfo {
 pub struct MetadataImage {
     pub cluster_id: Option<String>,
     pub brokers: BTreeMap<i32, BrokerInfo>,
+    #[serde(default)]
+    pub topics: BTreeMap<String, TopicImage>,
     /// The index of the last record applied.
     pub applied: u64,
 }
@@ -61,7 +112,37 @@ impl MetadataImage {
                     b.fenced = fence;
                 }
             }
+            // Records naming a topic by name and id: a record about an
+            // earlier topic of the same name is stale and does nothing.
+            Record::CreateTopic { name, id, replicas, configs, internal } => {
+                // Two creates of one name both proposed: the first stands.
+                self.topics.entry(name).or_insert(TopicImage { id, partitions: replicas, configs, internal });
+            }
+            Record::AddPartitions { name, id, replicas } => {
+                if let Some(t) = self.topic_mut(&name, id) {
+                    t.partitions.extend(replicas);
+                }
+            }
+            Record::RemoveTopic { name, id } => {
+                if self.topic_mut(&name, id).is_some() {
+                    self.topics.remove(&name);
+                }
+            }
+            Record::TopicConfigs { name, id, configs } => {
+                if let Some(t) = self.topic_mut(&name, id) {
+                    t.configs = configs;
+                }
+            }
         }
+    }
+
+    fn topic_mut(&mut self, name: &str, id: uuid::Uuid) -> Option<&mut TopicImage> {
+        self.topics.get_mut(name).filter(|t| t.id == id)
+    }
+
+    /// Whether the broker is registered and not fenced.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
     pub fn unfenced(&self) -> impl Iterator<Item = &BrokerInfo> {
@@ -101,5 +182,33 @@ mod tests {
         let bytes = Record::UnfenceBroker { id: 2, incarnation: b }.encode();
         assert_eq!(Record::decode(&bytes).unwrap(), Record::UnfenceBroker { id: 2, incarnation: b });
         assert!(Record::decode(b"{\"type\":\"Nope\"}").is_err());
+    }
+
+    #[test]
+    fn topics_are_created_grown_configured_and_removed_by_name_and_id() {
+        let mut img = MetadataImage::default();
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let create = |id, replicas: Vec<Vec<i32>>| Record::CreateTopic {
+            name: "t".into(),
+            id,
+            replicas,
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        img.apply(1, create(a, vec![vec![1], vec![2]]));
+        img.apply(2, create(b, vec![vec![3]]));
+        assert_eq!(img.topics["t"].id, a, "the first create of a name stands");
+        img.apply(3, Record::AddPartitions { name: "t".into(), id: a, replicas: vec![vec![3]] });
+        img.apply(4, Record::AddPartitions { name: "t".into(), id: b, replicas: vec![vec![9]] });
+        assert_eq!(img.topics["t"].partitions, vec![vec![1], vec![2], vec![3]]);
+        let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        img.apply(5, Record::TopicConfigs { name: "t".into(), id: a, configs: configs.clone() });
+        assert_eq!(img.topics["t"].configs, configs);
+        img.apply(6, Record::RemoveTopic { name: "t".into(), id: b });
+        assert!(img.topics.contains_key("t"), "removing another topic of the name does nothing");
+        img.apply(7, Record::RemoveTopic { name: "t".into(), id: a });
+        assert!(img.topics.is_empty());
+        let bytes = create(a, vec![vec![1, 2, 3]]).encode();
+        assert_eq!(Record::decode(&bytes).unwrap(), create(a, vec![vec![1, 2, 3]]));
     }
 }

@@ -6,8 +6,10 @@
 //! Without `controller.quorum.voters` none of this runs and the broker is
 //! a cluster of one, as before.
 
+pub mod admin;
 pub mod controller;
 pub mod image;
+pub mod reconcile;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -60,12 +62,19 @@ pub fn start(
         rack: config.rack.clone(),
         session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
         heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+        config: Arc::new(config.clone()),
     };
     let (tx, rx) = flume::bounded(16 * 1024);
     let publish = Box::new(move |view: Arc<ClusterView>| {
         for s in 0..router.shards() {
             let view = view.clone();
-            router.post(s, move || crate::shard::current().set_cluster(view));
+            router.post(s, move || {
+                crate::shard::current().set_cluster(view);
+                // Shard 0 keeps this broker's topic table true to the image.
+                if s == 0 {
+                    glommio::spawn_local(reconcile::run()).detach();
+                }
+            });
         }
     });
     let ctl = controller::Controller::new(settings, &data_dir.join(METADATA_DIR), listener, tx.clone(), publish)?;
@@ -75,6 +84,10 @@ pub fn start(
         .spawn(move || ctl.run(rx))
         .map_err(|e| format!("starting the controller thread: {e}"))?;
     Ok(())
+}
+
+fn events() -> Option<&'static flume::Sender<controller::Event>> {
+    EVENTS.get()
 }
 
 /// The quorum as its leader describes it (None: no quorum configured).

@@ -44,11 +44,13 @@ thread_local! {
     static OFFSETS: RefCell<OffsetMap> = RefCell::new(OffsetMap::default());
     /// Set once this shard's offsets are replayed (`load_owned`).
     static LOADED: Cell<bool> = const { Cell::new(false) };
+    /// Offsets partitions that came to this shard later and are replaying.
+    static LOADING: RefCell<std::collections::HashSet<TopicPartition>> = RefCell::new(Default::default());
 }
 
 /// The shard that coordinates `group_id`.
 pub fn owner(group_id: &str) -> usize {
-    persist::group_partition(group_id).map_or(0, |(_, shard)| shard)
+    persist::group_partition(group_id).and_then(|(_, shard)| shard).unwrap_or(0)
 }
 
 /// Replays this shard's partitions of `__consumer_offsets`; until it is
@@ -60,7 +62,7 @@ pub async fn load_owned() -> Result<(), String> {
         let started = Instant::now();
         let mut records = 0;
         for (i, p) in meta.partitions.iter().enumerate() {
-            if p.shard != shard.id {
+            if p.shard != Some(shard.id) {
                 continue;
             }
             let Some(part) = shard.partition(&TopicPartition::new(OFFSETS_TOPIC, i as i32)) else { continue };
@@ -81,9 +83,42 @@ pub async fn load_owned() -> Result<(), String> {
     Ok(())
 }
 
+/// Replays a partition of `__consumer_offsets` this shard was given after
+/// start-up (a cluster's controller placed it here); its groups answer
+/// COORDINATOR_LOAD_IN_PROGRESS until it is done.
+pub async fn load_partition(tp: TopicPartition) -> Result<(), String> {
+    let Some(part) = shard::current().partition(&tp) else { return Ok(()) };
+    LOADING.with(|l| l.borrow_mut().insert(tp.clone()));
+    let apply = |group: &str, tp: TopicPartition, o: Option<CommittedOffset>| {
+        OFFSETS.with(|m| match o {
+            Some(o) => m.borrow_mut().commit(group, vec![(tp, o)]),
+            None => m.borrow_mut().delete(group, &tp),
+        })
+    };
+    let r = persist::replay(part, apply).await;
+    LOADING.with(|l| l.borrow_mut().remove(&tp));
+    r.map(|_| ()).map_err(|e| format!("{}-{}: {e}", tp.topic, tp.partition))
+}
+
 /// COORDINATOR_LOAD_IN_PROGRESS while this shard replays its offsets.
 fn loading() -> Option<i16> {
     (!LOADED.with(|l| l.get())).then(|| code(ResponseError::CoordinatorLoadInProgress))
+}
+
+/// Why this shard cannot coordinate `group_id` now, if it cannot: in a
+/// cluster another broker may hold the group's offsets partition, or
+/// `__consumer_offsets` may not exist yet (Kafka's answers, which send the
+/// client back to FindCoordinator).
+fn unavailable(group_id: &str) -> Option<ResponseError> {
+    match persist::group_partition(group_id) {
+        None => return Some(ResponseError::CoordinatorNotAvailable),
+        Some((_, s)) if s != Some(shard::current().id) => return Some(ResponseError::NotCoordinator),
+        Some((tp, _)) if LOADING.with(|l| l.borrow().contains(&tp)) => {
+            return Some(ResponseError::CoordinatorLoadInProgress)
+        }
+        _ => {}
+    }
+    loading().map(|_| ResponseError::CoordinatorLoadInProgress)
 }
 
 fn settings() -> Settings {
@@ -176,8 +211,8 @@ async fn join_here(req: JoinRequest) -> JoinResponse {
     if req.group_id.is_empty() {
         return JoinResponse::error(ResponseError::InvalidGroupId, &req.member_id);
     }
-    if loading().is_some() {
-        return JoinResponse::error(ResponseError::CoordinatorLoadInProgress, &req.member_id);
+    if let Some(e) = unavailable(&req.group_id) {
+        return JoinResponse::error(e, &req.member_id);
     }
     if CONSUMER_GROUPS.with(|g| g.borrow().get(&req.group_id).is_some_and(|g| !g.is_empty())) {
         return JoinResponse::error(ResponseError::InconsistentGroupProtocol, &req.member_id);
@@ -207,8 +242,8 @@ pub async fn sync(req: SyncRequest) -> SyncResponse {
         if req.group_id.is_empty() {
             return SyncResponse::error(ResponseError::InvalidGroupId);
         }
-        if loading().is_some() {
-            return SyncResponse::error(ResponseError::CoordinatorLoadInProgress);
+        if let Some(e) = unavailable(&req.group_id) {
+            return SyncResponse::error(e);
         }
         let group_id = req.group_id.clone();
         let reply = with_group(&group_id, |g| g.sync(req, Instant::now()))
@@ -223,7 +258,7 @@ pub async fn heartbeat(group_id: String, generation: i32, member_id: String, ins
         if group_id.is_empty() {
             return code(ResponseError::InvalidGroupId);
         }
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&group_id).map(code) {
             return e;
         }
         with_group(&group_id, |g| g.heartbeat(generation, &member_id, instance.as_deref(), Instant::now()))
@@ -238,7 +273,7 @@ pub async fn leave(group_id: String, members: Vec<(String, Option<String>)>) -> 
         if group_id.is_empty() {
             return (code(ResponseError::InvalidGroupId), Vec::new());
         }
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&group_id).map(code) {
             return (e, Vec::new());
         }
         match with_group(&group_id, |g| g.leave(&members, Instant::now())) {
@@ -264,7 +299,7 @@ pub struct CommitRequest {
 /// OffsetCommit for one group: `Err` is the error for every partition.
 pub async fn commit_offsets(req: CommitRequest) -> Result<(), i16> {
     invoke_on(owner(&req.group_id), move || async move {
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&req.group_id).map(code) {
             return Err(e);
         }
         let now = Instant::now();
@@ -316,7 +351,7 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 /// partition of the group.
 pub async fn fetch_offsets(group_id: String, topics: Option<TopicPartitions>) -> Result<FetchedOffsets, i16> {
     invoke_on(owner(&group_id), move || async move {
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&group_id).map(code) {
             return Err(e);
         }
         OFFSETS.with(|o| {
@@ -391,7 +426,7 @@ pub enum NotDescribed {
 /// DescribeGroups: the classic group as Kafka shows it.
 pub async fn describe_groups(ids: Vec<String>) -> Vec<(String, Result<GroupView, NotDescribed>)> {
     per_group(ids, |id| async move {
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&id).map(code) {
             return (id, Err(NotDescribed::Error(e)));
         }
         if CONSUMER_GROUPS.with(|g| g.borrow().contains_key(&id)) {
@@ -478,7 +513,7 @@ pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<
 /// DeleteGroups: an error code per group, in request order.
 pub async fn delete_groups(ids: Vec<String>) -> Vec<(String, i16)> {
     per_group(ids, |id| async move {
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&id).map(code) {
             return (id, e);
         }
         if id.is_empty() {
@@ -516,7 +551,7 @@ pub async fn delete_groups(ids: Vec<String>) -> Vec<(String, i16)> {
 /// offsets of topics it subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
 pub async fn delete_offsets(group_id: String, partitions: Vec<TopicPartition>) -> Result<Vec<i16>, i16> {
     invoke_on(owner(&group_id), move || async move {
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&group_id).map(code) {
             return Err(e);
         }
         let subscribed =
@@ -578,8 +613,8 @@ pub async fn consumer_heartbeat(req: HeartbeatRequest) -> HeartbeatResponse {
         if req.group_id.is_empty() {
             return HeartbeatResponse::error(ResponseError::InvalidGroupId, "empty group id", &member, epoch);
         }
-        if loading().is_some() {
-            return HeartbeatResponse::error(ResponseError::CoordinatorLoadInProgress, "loading", &member, epoch);
+        if let Some(e) = unavailable(&req.group_id) {
+            return HeartbeatResponse::error(e, "the coordinator is not available here", &member, epoch);
         }
         if GROUPS.with(|g| g.borrow().get(&req.group_id).is_some_and(|g| !g.is_empty())) {
             let why = format!("Group {} is not a consumer group.", req.group_id);
@@ -633,7 +668,7 @@ pub struct ConsumerGroupView {
 
 pub async fn consumer_describe(ids: Vec<String>) -> Vec<(String, Result<ConsumerGroupView, NotDescribed>)> {
     per_group(ids, |id| async move {
-        if let Some(e) = loading() {
+        if let Some(e) = unavailable(&id).map(code) {
             return (id, Err(NotDescribed::Error(e)));
         }
         let view = CONSUMER_GROUPS.with(|g| {

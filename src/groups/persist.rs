@@ -29,8 +29,9 @@ pub fn partition_for(group: &str, partitions: usize) -> i32 {
     ((h & 0x7fff_ffff) as usize % partitions.max(1)) as i32
 }
 
-/// The `__consumer_offsets` partition that keeps `group`'s records.
-pub fn group_partition(group: &str) -> Option<(TopicPartition, usize)> {
+/// The `__consumer_offsets` partition that keeps `group`'s records, and
+/// the shard that owns it here (None: another broker coordinates it).
+pub fn group_partition(group: &str) -> Option<(TopicPartition, Option<usize>)> {
     let table = shard::current().topics();
     let meta = table.get(OFFSETS_TOPIC)?;
     let p = partition_for(group, meta.partitions.len());

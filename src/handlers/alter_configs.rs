@@ -11,7 +11,7 @@ use super::respond;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 use crate::shard::invoke_on;
-use crate::topics::{self, ConfigOp};
+use crate::topics::ConfigOp;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: AlterConfigsRequest = decode_body(frame)?;
@@ -29,7 +29,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         })
         .collect();
     let validate_only = req.validate_only;
-    let mut done = invoke_on(0, move || topics::alter_configs(changes, validate_only)).await.into_iter();
+    let mut done = invoke_on(0, move || crate::admin::alter_configs(changes, validate_only)).await.into_iter();
     let responses = req
         .resources
         .iter()

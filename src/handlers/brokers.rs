@@ -3,7 +3,29 @@
 
 use crate::cluster::image::BrokerInfo;
 use crate::shard::Shard;
-use crate::topics::TopicTable;
+use crate::topics::{PartitionMeta, TopicTable};
+
+/// A partition as Metadata and DescribeTopicPartitions show it.
+pub struct PartitionView {
+    /// The first live replica; -1 when none is (LEADER_NOT_AVAILABLE).
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Replicas on brokers that are fenced or gone.
+    pub offline: Vec<i32>,
+}
+
+/// Until partitions replicate, a partition's only replica is its ISR, and
+/// it stays so while its broker is down (Kafka keeps the last member).
+pub fn partition_view(shard: &Shard, p: &PartitionMeta) -> PartitionView {
+    let me = shard.config.node_id;
+    let replicas = if p.replicas.is_empty() { vec![me] } else { p.replicas.clone() };
+    let view = shard.cluster();
+    let live = |id: i32| id == me || view.as_ref().is_none_or(|v| v.image.is_live(id));
+    let leader = replicas.iter().copied().find(|r| live(*r)).unwrap_or(-1);
+    let offline = replicas.iter().copied().filter(|r| !live(*r)).collect();
+    PartitionView { leader, isr: replicas.clone(), replicas, offline }
+}
 
 pub struct ListedBroker {
     pub id: i32,

@@ -10,7 +10,6 @@ use super::respond;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 use crate::shard::{self, invoke_on};
-use crate::topics;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: CreatePartitionsRequest = decode_body(frame)?;
@@ -22,7 +21,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let asks: Vec<(String, i32)> =
         req.topics.iter().filter(|t| !bad_assignment(t)).map(|t| (t.name.0.to_string(), t.count)).collect();
     let validate_only = req.validate_only;
-    let mut done = invoke_on(0, move || topics::create_partitions(asks, validate_only)).await.into_iter();
+    let mut done = invoke_on(0, move || crate::admin::create_partitions(asks, validate_only)).await.into_iter();
     let results = req
         .topics
         .iter()

@@ -54,7 +54,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         new.into_iter().enumerate().filter(|(i, _)| early[*i].is_none()).map(|(i, t)| (t, i)).unzip();
     let validate_only = req.validate_only;
     let created = invoke_on(0, move || async move {
-        topics::create_topics(to_create, validate_only)
+        crate::admin::create_topics(to_create, validate_only)
             .await
             .into_iter()
             .map(|r| r.map(|m| (*m).clone()))

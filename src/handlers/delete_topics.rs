@@ -9,7 +9,6 @@ use super::respond;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 use crate::shard::{self, invoke_on};
-use crate::topics;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: DeleteTopicsRequest = decode_body(frame)?;
@@ -28,7 +27,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     };
     let names: Vec<String> = asked.iter().filter_map(|(n, _)| n.clone()).collect();
     let mut deleted = invoke_on(0, move || async move {
-        topics::delete_topics(names).await.into_iter().map(|r| r.map(|m| m.id)).collect::<Vec<_>>()
+        crate::admin::delete_topics(names).await.into_iter().map(|r| r.map(|m| m.id)).collect::<Vec<_>>()
     })
     .await
     .into_iter();

@@ -81,7 +81,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                 None => (None, None, Some(ResponseError::UnknownTopicOrPartition)),
                 Some(m) => match table.owner(&m.name, p.partition) {
                     Some(o) => (Some(TopicPartition::new(&m.name, p.partition)), Some(o), None),
-                    None => (None, None, Some(ResponseError::UnknownTopicOrPartition)),
+                    None => (None, None, Some(table.not_here(&m.name, p.partition))),
                 },
             };
             wants.push(Want {

@@ -8,17 +8,31 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::respond;
+use crate::groups::persist::partition_for;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
-use crate::shard;
+use crate::shard::{self, Shard};
+use crate::topics::OFFSETS_TOPIC;
 
-/// The coordinator (node id, host, port) for a key type, or the error.
-fn lookup(key_type: i8, node_id: i32, host: &str, port: i32) -> Result<(i32, String, i32), ResponseError> {
+/// The coordinator (node id, host, port) for a key: the broker that leads
+/// the group's partition of `__consumer_offsets`. In a cluster that topic
+/// is created on the first ask, as Kafka does, and the client asks again.
+fn lookup(key_type: i8, key: &str, shard: &Shard) -> Result<(i32, String, i32), ResponseError> {
     match key_type {
-        0 => Ok((node_id, host.to_string(), port)),
-        1 => Err(ResponseError::CoordinatorNotAvailable),
-        _ => Err(ResponseError::InvalidRequest),
+        0 => {}
+        1 => return Err(ResponseError::CoordinatorNotAvailable),
+        _ => return Err(ResponseError::InvalidRequest),
     }
+    let table = shard.topics();
+    let Some(meta) = table.get(OFFSETS_TOPIC) else {
+        glommio::spawn_local(crate::cluster::admin::ensure_offsets_topic()).detach();
+        return Err(ResponseError::CoordinatorNotAvailable);
+    };
+    let p = partition_for(key, meta.partitions.len());
+    let leader = super::partition_view(shard, &meta.partitions[p as usize]).leader;
+    let (brokers, _) = super::cluster_brokers(shard);
+    let b = brokers.into_iter().find(|b| b.id == leader).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    Ok((b.id, b.host, b.port as i32))
 }
 
 /// (error code, error message, node id, host, port) as the response carries them.
@@ -37,8 +51,7 @@ fn answer(found: Result<(i32, String, i32), ResponseError>) -> (i16, Option<StrB
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: FindCoordinatorRequest = decode_body(frame)?;
-    let config = shard::current().config.clone();
-    let (node_id, host, port) = (config.node_id, config.advertised.0.as_str(), config.advertised.1 as i32);
+    let shard = shard::current();
     let v = frame.version;
     let key_type = if v >= 1 { req.key_type } else { 0 };
     if v >= 4 {
@@ -46,7 +59,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let (err, msg, node, host, port) = answer(lookup(key_type, node_id, host, port));
+                let (err, msg, node, host, port) = answer(lookup(key_type, &key, &shard));
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node))
@@ -58,7 +71,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             .collect();
         return respond(frame, &FindCoordinatorResponse::default().with_coordinators(coordinators));
     }
-    let (err, msg, node, host, port) = answer(lookup(key_type, node_id, host, port));
+    let (err, msg, node, host, port) = answer(lookup(key_type, &req.key, &shard));
     let resp = FindCoordinatorResponse::default()
         .with_error_code(err)
         .with_error_message(if v >= 1 { msg } else { None })

@@ -12,7 +12,7 @@ use super::respond;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
 use crate::shard::invoke_on;
-use crate::topics::{self, ConfigOp};
+use crate::topics::ConfigOp;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: IncrementalAlterConfigsRequest = decode_body(frame)?;
@@ -46,7 +46,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         }
     }
     let validate_only = req.validate_only;
-    let mut done = invoke_on(0, move || topics::alter_configs(changes, validate_only)).await.into_iter();
+    let mut done = invoke_on(0, move || crate::admin::alter_configs(changes, validate_only)).await.into_iter();
     let responses = req
         .resources
         .iter()

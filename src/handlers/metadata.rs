@@ -47,7 +47,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                     .into_iter()
                     .map(|name| NewTopic { name, partitions: -1, replication_factor: -1, configs: Default::default() })
                     .collect();
-                topics::create_topics(new, false)
+                crate::admin::create_topics(new, false)
                     .await
                     .into_iter()
                     .map(|r| r.map(|_| ()).map_err(|e| e.1))
@@ -62,7 +62,6 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             table = shard.topics();
         }
     }
-    let node = BrokerId(config.node_id);
     let v = frame.version;
     let describe = |meta: &TopicMeta| {
         let partitions = meta
@@ -70,12 +69,17 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
+                let pv = super::partition_view(&shard, p);
+                let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
+                let error = if pv.leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
                 MetadataResponsePartition::default()
+                    .with_error_code(error)
                     .with_partition_index(i as i32)
-                    .with_leader_id(node)
+                    .with_leader_id(BrokerId(pv.leader))
                     .with_leader_epoch(if v >= 7 { p.leader_epoch } else { -1 })
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_replica_nodes(ids(pv.replicas))
+                    .with_isr_nodes(ids(pv.isr))
+                    .with_offline_replicas(if v >= 5 { ids(pv.offline) } else { vec![] })
             })
             .collect();
         MetadataResponseTopic::default()

@@ -42,7 +42,7 @@ use kafka_protocol::error::ResponseError;
 use crate::partition::Partition;
 use crate::shard::{self, invoke_on};
 use crate::topics::TopicPartition;
-pub use brokers::{cluster_brokers, cluster_id, ListedBroker};
+pub use brokers::{cluster_brokers, cluster_id, partition_view, ListedBroker};
 
 use kafka_protocol::messages::ApiKey;
 
@@ -157,7 +157,7 @@ where
                 by_owner.entry(owner).or_default().push((i, tp, arg));
                 out.push(None);
             }
-            None => out.push(Some(Err(ResponseError::UnknownTopicOrPartition))),
+            None => out.push(Some(Err(table.not_here(&tp.topic, tp.partition)))),
         }
     }
     let calls = by_owner.into_iter().map(|(owner, work)| {

@@ -24,7 +24,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     for t in &req.topics {
         for p in &t.partitions {
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            if table.owner(t.name.0.as_str(), p.partition_index).is_none() {
+            if table.locate(t.name.0.as_str(), p.partition_index).is_none() {
                 errors.push(Some(ResponseError::UnknownTopicOrPartition.code()));
             } else if metadata.len() > max_metadata {
                 errors.push(Some(ResponseError::OffsetMetadataTooLarge.code()));

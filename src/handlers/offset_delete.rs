@@ -20,7 +20,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let mut asked = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
-            if table.owner(t.name.0.as_str(), p.partition_index).is_none() {
+            if table.locate(t.name.0.as_str(), p.partition_index).is_none() {
                 errors.push(Some(ResponseError::UnknownTopicOrPartition.code()));
             } else {
                 errors.push(None);

@@ -86,9 +86,13 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
             let owner = table.owner(name, p.index);
             let r = match (early, owner, &p.records) {
                 (Some(e), _, _) => Some(Err(e)),
-                (None, None, _) => {
-                    Some(Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{} does not exist", p.index))))
-                }
+                (None, None, _) => Some(Err(match table.not_here(name, p.index) {
+                    ResponseError::NotLeaderOrFollower => (
+                        ResponseError::NotLeaderOrFollower,
+                        format!("This server is not the leader for {name}-{}.", p.index),
+                    ),
+                    e => (e, format!("{name}-{} does not exist", p.index)),
+                })),
                 (None, Some(_), None) => Some(Err((ResponseError::CorruptMessage, "null records".into()))),
                 (None, Some(_), Some(records)) => match split_batches(records).and_then(|b| {
                     if compacted(name) {

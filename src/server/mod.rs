@@ -29,8 +29,29 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
         None => None,
     };
     let cores = config.cores;
-    let mut table = TopicTable::load(data_dir, cores)?;
-    if table.ensure_offsets_topic(config.offsets_topic_num_partitions, config.offsets_topic_segment_bytes, cores) {
+    // In a cluster the metadata log says which topics there are (this
+    // broker's copy of its last word serves until the log is replayed);
+    // __consumer_offsets is created there on first use, as Kafka does.
+    let alone = config.quorum.is_none().then_some(config.node_id);
+    let mut table = TopicTable::load(data_dir, cores, alone)?;
+    let joined = data_dir.join(crate::cluster::METADATA_DIR).exists();
+    if alone.is_none() && !joined && !table.topics.is_empty() {
+        // The metadata log would not know these topics and they would be
+        // deleted: refuse rather than lose them.
+        return Err(format!(
+            "{} holds {} topic(s) of a broker that ran alone; a node joining a cluster needs a data dir of its own (moving a single broker's topics into a cluster is not supported)",
+            data_dir.display(),
+            table.topics.len()
+        ));
+    }
+    if alone.is_some()
+        && table.ensure_offsets_topic(
+            config.offsets_topic_num_partitions,
+            config.offsets_topic_segment_bytes,
+            cores,
+            config.node_id,
+        )
+    {
         table.save(data_dir)?;
     }
     for orphan in table.orphan_dirs(data_dir) {

@@ -1,6 +1,7 @@
 //! A cluster of Sluice nodes on loopback, each a combined broker and
 //! controller (`process.roles=broker,controller`), configured with Kafka's
-//! property names as the tutorials' three-node cluster is.
+//! property names as the tutorials' three-node cluster is; with
+//! `SLUICE_TEST_BROKER=kafka`, the same cluster of Apache Kafka nodes.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,9 +18,21 @@ pub struct Cluster {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Info {
     pub cluster_id: String,
+    /// DescribeCluster's controller id: Sluice names the quorum leader,
+    /// Kafka a random live broker.
     pub controller: Option<i32>,
     /// (node id, host:port)
     pub brokers: Vec<(i32, String)>,
+    /// The metadata quorum's leader (DescribeQuorum), the active controller.
+    pub leader: Option<i32>,
+    pub voters: Vec<i32>,
+}
+
+impl Info {
+    fn same_cluster(&self, other: &Info) -> bool {
+        (&self.cluster_id, &self.brokers, self.leader, &self.voters)
+            == (&other.cluster_id, &other.brokers, other.leader, &other.voters)
+    }
 }
 
 impl Cluster {
@@ -29,7 +42,8 @@ impl Cluster {
         let voters: Vec<String> =
             ports.iter().enumerate().map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1)).collect();
         let voters = voters.join(",");
-        let nodes = ports
+        let kafka_id = super::kafka_broker::cluster_id();
+        let mut nodes: Vec<Broker> = ports
             .iter()
             .enumerate()
             .map(|(i, (p, c))| {
@@ -44,9 +58,12 @@ impl Cluster {
                 lines.extend(extra.iter().map(|s| s.to_string()));
                 let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
                 let listeners = format!("PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}");
-                Broker::start_node(*p, &listeners, &lines, 1)
+                Broker::spawn_node(*p, *c, &listeners, &lines, 1, &kafka_id)
             })
             .collect();
+        for n in &mut nodes {
+            n.wait_started();
+        }
         Cluster { nodes, controller_ports: ports.iter().map(|p| p.1).collect() }
     }
 
@@ -71,8 +88,8 @@ impl Cluster {
             last = up.iter().map(|&i| (i, self.info(i))).collect::<Vec<_>>();
             let infos: Vec<&Info> = last.iter().filter_map(|(_, i)| i.as_ref()).collect();
             if infos.len() == up.len()
-                && infos.iter().all(|i| *i == infos[0])
-                && infos[0].controller.is_some()
+                && infos.iter().all(|i| i.same_cluster(infos[0]))
+                && infos[0].leader.is_some_and(|l| want.contains(&l))
                 && infos[0].brokers.iter().map(|b| b.0).collect::<Vec<_>>() == want
             {
                 return infos[0].clone();
@@ -95,11 +112,19 @@ pub fn parse_info(text: &str) -> Option<Info> {
     if lines.next()? != "Brokers:" {
         return None;
     }
-    let brokers = lines
-        .map(|l| {
+    let mut brokers = Vec::new();
+    let mut leader = None;
+    let mut voters = Vec::new();
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("Quorum leader: ") {
+            // A leader of -1 means none is known yet.
+            leader = rest.split_whitespace().next()?.parse().ok().filter(|l: &i32| *l >= 0);
+        } else if let Some(rest) = l.strip_prefix("Quorum voters: ") {
+            voters = rest.split_whitespace().map(|v| v.parse().ok()).collect::<Option<Vec<i32>>>()?;
+        } else {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some((f.first()?.parse().ok()?, f.get(1)?.to_string()))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Info { cluster_id, controller, brokers })
+            brokers.push((f.first()?.parse().ok()?, f.get(1)?.to_string()));
+        }
+    }
+    Some(Info { cluster_id, controller, brokers, leader, voters })
 }

@@ -126,10 +126,15 @@ fn java_command(dir: &Path, class: &str) -> Command {
 
 /// `kafka-storage format` of the log dir named in `config` (first start only).
 pub fn format_storage(dir: &Path, config: &Path) {
+    format_storage_with_id(dir, config, &cluster_id());
+}
+
+/// The same, with a given cluster id (every node of a cluster shares one).
+pub fn format_storage_with_id(dir: &Path, config: &Path, cluster_id: &str) {
     let mut cmd = java_command(dir, "kafka.tools.StorageTool");
     // `--cluster-id=ID` in one argument: an id may start with '-', which
     // argparse would take for an option.
-    cmd.args(["format", "--ignore-formatted", &format!("--cluster-id={}", cluster_id()), "-c"]).arg(config);
+    cmd.args(["format", "--ignore-formatted", &format!("--cluster-id={cluster_id}"), "-c"]).arg(config);
     let out = run(cmd, None, Duration::from_secs(120), "kafka-storage format");
     expect_success(&out, "kafka-storage format");
 }
@@ -147,7 +152,7 @@ pub fn started(log_since_start: &str) -> bool {
 }
 
 /// A random cluster id in Kafka's form (16 bytes, URL-safe base64, no padding).
-fn cluster_id() -> String {
+pub fn cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bytes = [0u8; 16];
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)

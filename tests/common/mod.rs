@@ -76,6 +76,8 @@ pub struct Broker {
     kafka_controller_port: Option<u16>,
     /// `--listeners` when not just PLAINTEXT on `port` (a cluster node).
     listeners: Option<String>,
+    /// The log's length when the current process was spawned.
+    log_mark: u64,
 }
 
 enum StartError {
@@ -112,6 +114,7 @@ impl Broker {
                 external: Some(ext),
                 kafka_controller_port: None,
                 listeners: None,
+                log_mark: 0,
             };
         }
         let kafka = reference_kafka();
@@ -138,6 +141,7 @@ impl Broker {
             external: None,
             kafka_controller_port: None,
             listeners: None,
+            log_mark: 0,
         };
         let kafka_lines: Vec<String> = config_lines.iter().map(|l| l.to_string()).collect();
         // A port picked free can be taken by another test before the broker
@@ -167,15 +171,32 @@ impl Broker {
         unreachable!()
     }
 
-    /// A Sluice node of a cluster: its ports are fixed in advance (the
-    /// other nodes' configs name them), `listeners` is its `--listeners`.
-    /// No retry on another port: a taken port fails the start.
-    pub fn start_node(port: u16, listeners: &str, config_lines: &[&str], cores: usize) -> Broker {
+    /// A node of a cluster, started but not waited for (a KRaft node may
+    /// wait for the quorum before it serves, so all are started first; then
+    /// `wait_started`). Its ports are fixed in advance (the other nodes'
+    /// configs name them): `listeners` is its `--listeners`. No retry on
+    /// another port: a taken port fails the start. With
+    /// `SLUICE_TEST_BROKER=kafka` it is an Apache Kafka node with the same
+    /// settings, its storage formatted with the cluster's `kafka_cluster_id`.
+    pub fn spawn_node(
+        port: u16,
+        controller_port: u16,
+        listeners: &str,
+        config_lines: &[&str],
+        cores: usize,
+        kafka_cluster_id: &str,
+    ) -> Broker {
         let dir = tempfile::Builder::new().prefix("sluice-node-").tempdir().expect("creating a temp dir");
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("broker.log");
-        let path = dir.path().join("broker.properties");
-        fs::write(&path, format!("{}\n", config_lines.join("\n"))).expect("writing the broker config");
+        let kafka = reference_kafka();
+        let path = dir.path().join(if kafka { "server.properties" } else { "broker.properties" });
+        if kafka {
+            kafka_broker::write_config(&path, port, controller_port, &data_dir, config_lines);
+            kafka_broker::format_storage_with_id(dir.path(), &path, kafka_cluster_id);
+        } else {
+            fs::write(&path, format!("{}\n", config_lines.join("\n"))).expect("writing the broker config");
+        }
         let mut broker = Broker {
             child: None,
             port,
@@ -186,14 +207,19 @@ impl Broker {
             cores,
             starts: 0,
             external: None,
-            kafka_controller_port: None,
+            kafka_controller_port: kafka.then_some(controller_port),
             listeners: Some(listeners.to_string()),
+            log_mark: 0,
         };
         broker.spawn();
-        if let Err(e) = broker.wait_ready() {
-            broker.start_failed(e);
-        }
         broker
+    }
+
+    /// Waits until a node from `spawn_node` serves.
+    pub fn wait_started(&mut self) {
+        if let Err(e) = self.wait_ready() {
+            self.start_failed(e);
+        }
     }
 
     /// SIGSTOPs (`true`) or SIGCONTs (`false`) the process.
@@ -328,6 +354,7 @@ impl Broker {
             OpenOptions::new().create(true).append(true).open(&self.log_path).expect("opening the broker log");
         writeln!(log, "=== sluice-test: start #{} on 127.0.0.1:{} ===", self.starts, self.port)
             .expect("writing the log");
+        self.log_mark = fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0);
         let mut cmd = if self.kafka_controller_port.is_some() {
             let dir = self.dir.as_ref().expect("temp dir").path().to_path_buf();
             let cfg = self.config_path.clone().expect("Kafka's config path");
@@ -365,8 +392,10 @@ impl Broker {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let kafka = self.kafka_controller_port.is_some();
         let deadline = Instant::now() + if kafka { kafka_broker::KAFKA_START_TIMEOUT } else { START_TIMEOUT };
-        // Kafka listens before it serves: wait for its "started" line of this start.
-        let log_from = if kafka { fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0) } else { 0 };
+        // Kafka listens before it serves: wait for its "started" line of this
+        // start (which may come before this wait begins: a cluster's nodes
+        // are all spawned first).
+        let log_from = self.log_mark;
         let log_path = self.log_path.clone();
         let kafka_started = move || {
             !kafka || {

@@ -1,0 +1,450 @@
+//! Topic changes in a cluster (CreateTopics, DeleteTopics,
+//! CreatePartitions, AlterConfigs): whichever broker receives one sends it
+//! to the active controller, which checks it against the metadata image
+//! with Kafka's rules, places new replicas on the live brokers, writes the
+//! records and answers once they are applied. `plan` is the controller's
+//! half; `create_topics` and the others are the receiving broker's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use serde::{Deserialize, Serialize};
+
+use super::image::{MetadataImage, Record};
+use crate::config::BrokerConfig;
+use crate::shard;
+use crate::topics::{self, ConfigOp, NewTopic, PartitionMeta, TopicMeta, TopicResult, OFFSETS_TOPIC};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum AdminRequest {
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        asks: Vec<(String, i32)>,
+        validate_only: bool,
+    },
+    /// (topic, ops, whether the ops replace every config)
+    AlterConfigs {
+        changes: Vec<(String, Vec<ConfigOp>, bool)>,
+        validate_only: bool,
+    },
+    /// `__consumer_offsets`, created on the first FindCoordinator.
+    EnsureOffsetsTopic,
+}
+
+/// What became of one item of a request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Outcome {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+pub type AdminResult = Result<Outcome, (i16, String)>;
+
+/// What must hold in the image once the records are applied for an item
+/// to have taken effect (a leader that lost its term may have lost them).
+#[derive(Clone, Debug)]
+pub enum Check {
+    Exists { name: String, id: uuid::Uuid, partitions: usize, configs: BTreeMap<String, String> },
+    Gone { name: String, id: uuid::Uuid },
+}
+
+impl Check {
+    pub fn holds(&self, image: &MetadataImage) -> bool {
+        match self {
+            Check::Exists { name, id, partitions, configs } => image
+                .topics
+                .get(name)
+                .is_some_and(|t| t.id == *id && t.partitions.len() >= *partitions && t.configs == *configs),
+            Check::Gone { name, id } => image.topics.get(name).is_none_or(|t| t.id != *id),
+        }
+    }
+
+    /// The error for an item whose records did not take effect.
+    pub fn failed(&self, image: &MetadataImage) -> (i16, String) {
+        match self {
+            Check::Exists { name, id, .. } if image.topics.get(name).is_some_and(|t| t.id != *id) => {
+                (ResponseError::TopicAlreadyExists.code(), format!("Topic '{name}' already exists."))
+            }
+            _ => (ResponseError::NotController.code(), "The active controller changed; try again.".into()),
+        }
+    }
+}
+
+/// The controller's answer to a request before anything is written: the
+/// records to propose, and per item its result and what must hold after.
+pub struct Plan {
+    pub records: Vec<Record>,
+    pub items: Vec<(AdminResult, Option<Check>)>,
+}
+
+fn err(e: (ResponseError, String)) -> (AdminResult, Option<Check>) {
+    (Err((e.0.code(), e.1)), None)
+}
+
+/// Per partition, its replicas: the live brokers taken round-robin in an
+/// order that alternates racks (Kafka's rack-aware assignment), the first
+/// replicas of partition 0 at `start`.
+pub fn assign(brokers: &[(i32, Option<String>)], partitions: usize, rf: usize, start: usize) -> Vec<Vec<i32>> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    let mut sorted = brokers.to_vec();
+    sorted.sort();
+    for (id, rack) in &sorted {
+        by_rack.entry(rack.as_deref()).or_default().push(*id);
+    }
+    let mut order = Vec::with_capacity(sorted.len());
+    for i in 0.. {
+        let before = order.len();
+        order.extend(by_rack.values().filter_map(|ids| ids.get(i)));
+        if order.len() == before {
+            break;
+        }
+    }
+    let n = order.len().max(1);
+    (0..partitions).map(|p| (0..rf.min(n)).map(|j| order[(start + p + j) % n]).collect()).collect()
+}
+
+impl MetadataImage {
+    /// The live brokers with their racks, by id.
+    fn placeable(&self) -> Vec<(i32, Option<String>)> {
+        self.unfenced().map(|b| (b.id, b.rack.clone())).collect()
+    }
+
+    /// Where the next topic's first partition goes: the live broker that is
+    /// preferred leader of the fewest partitions, so leaders spread.
+    fn start_for(&self, brokers: &[(i32, Option<String>)]) -> usize {
+        let mut leads: BTreeMap<i32, usize> = brokers.iter().map(|(id, _)| (*id, 0)).collect();
+        for t in self.topics.values() {
+            for r in &t.partitions {
+                if let Some(n) = r.first().and_then(|l| leads.get_mut(l)) {
+                    *n += 1;
+                }
+            }
+        }
+        // The brokers in placement order; the first with the fewest leads.
+        let order = assign(brokers, brokers.len(), 1, 0);
+        (0..order.len()).min_by_key(|&i| (leads[&order[i][0]], i)).unwrap_or(0)
+    }
+}
+
+pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> Plan {
+    let mut records = Vec::new();
+    let mut items = Vec::new();
+    let brokers = image.placeable();
+    match req {
+        AdminRequest::CreateTopics { topics, validate_only } => {
+            let mut names: BTreeSet<String> = image.topics.keys().cloned().collect();
+            for t in topics {
+                match topics::check_new_topic(config, names.iter(), brokers.len(), &t) {
+                    Err(e) => items.push(err(e)),
+                    Ok((partitions, rf)) => {
+                        let id = uuid::Uuid::new_v4();
+                        let outcome = Outcome {
+                            name: t.name.clone(),
+                            id,
+                            partitions,
+                            replication_factor: rf,
+                            configs: t.configs.clone(),
+                        };
+                        if validate_only {
+                            items.push((Ok(outcome), None));
+                            continue;
+                        }
+                        let replicas = assign(
+                            &brokers,
+                            partitions as usize,
+                            rf as usize,
+                            image.start_for(&brokers) + records.len(),
+                        );
+                        let check = Check::Exists {
+                            name: t.name.clone(),
+                            id,
+                            partitions: partitions as usize,
+                            configs: t.configs.clone(),
+                        };
+                        names.insert(t.name.clone());
+                        records.push(Record::CreateTopic {
+                            name: t.name,
+                            id,
+                            replicas,
+                            configs: t.configs,
+                            internal: false,
+                        });
+                        items.push((Ok(outcome), Some(check)));
+                    }
+                }
+            }
+        }
+        AdminRequest::EnsureOffsetsTopic => {
+            if !image.topics.contains_key(OFFSETS_TOPIC) && !brokers.is_empty() {
+                let id = uuid::Uuid::new_v4();
+                let partitions = config.offsets_topic_num_partitions.max(1) as usize;
+                let configs = topics::offsets_topic_configs(config.offsets_topic_segment_bytes);
+                // One replica each until partitions replicate.
+                let replicas = assign(&brokers, partitions, 1, 0);
+                let check = Check::Exists { name: OFFSETS_TOPIC.into(), id, partitions, configs: configs.clone() };
+                records.push(Record::CreateTopic {
+                    name: OFFSETS_TOPIC.into(),
+                    id,
+                    replicas,
+                    configs: configs.clone(),
+                    internal: true,
+                });
+                let outcome = Outcome {
+                    name: OFFSETS_TOPIC.into(),
+                    id,
+                    partitions: partitions as i32,
+                    replication_factor: 1,
+                    configs,
+                };
+                items.push((Ok(outcome), Some(check)));
+            }
+        }
+        AdminRequest::DeleteTopics { names } => {
+            for name in names {
+                match image.topics.get(&name) {
+                    None => items.push(err(topics::unknown_topic_to_delete())),
+                    Some(t) if t.internal => items.push(err(topics::internal_topic_not_deletable(&name))),
+                    Some(t) => {
+                        records.push(Record::RemoveTopic { name: name.clone(), id: t.id });
+                        let outcome = Outcome {
+                            name: name.clone(),
+                            id: t.id,
+                            partitions: t.partitions.len() as i32,
+                            replication_factor: t.partitions.first().map_or(1, |r| r.len() as i16),
+                            configs: t.configs.clone(),
+                        };
+                        items.push((Ok(outcome), Some(Check::Gone { name, id: t.id })));
+                    }
+                }
+            }
+        }
+        AdminRequest::CreatePartitions { asks, validate_only } => {
+            for (name, count) in asks {
+                let Some(t) = image.topics.get(&name) else {
+                    items.push(err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic '{name}' does not exist."),
+                    )));
+                    continue;
+                };
+                let current = t.partitions.len() as i32;
+                if let Err(e) = topics::check_new_partitions(&name, t.internal, current, count) {
+                    items.push(err(e));
+                    continue;
+                }
+                let rf = t.partitions.first().map_or(1, |r| r.len());
+                if rf > brokers.len() {
+                    items.push(err((
+                        ResponseError::InvalidReplicationFactor,
+                        format!(
+                            "Unable to replicate the partition {rf} time(s): only {} broker(s) are live.",
+                            brokers.len()
+                        ),
+                    )));
+                    continue;
+                }
+                let outcome = Outcome {
+                    name: name.clone(),
+                    id: t.id,
+                    partitions: count,
+                    replication_factor: rf as i16,
+                    configs: t.configs.clone(),
+                };
+                if validate_only {
+                    items.push((Ok(outcome), None));
+                    continue;
+                }
+                let start = image.start_for(&brokers);
+                let replicas = assign(&brokers, (count - current) as usize, rf, start);
+                records.push(Record::AddPartitions { name: name.clone(), id: t.id, replicas });
+                let check = Check::Exists { name, id: t.id, partitions: count as usize, configs: t.configs.clone() };
+                items.push((Ok(outcome), Some(check)));
+            }
+        }
+        AdminRequest::AlterConfigs { changes, validate_only } => {
+            for (name, ops, replace) in changes {
+                let Some(t) = image.topics.get(&name) else {
+                    items.push(err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic '{name}' does not exist."),
+                    )));
+                    continue;
+                };
+                match topics::apply_ops(&t.configs, &ops, replace, config) {
+                    Err(e) => items.push(err((ResponseError::InvalidConfig, e))),
+                    Ok(configs) => {
+                        let outcome = Outcome {
+                            name: name.clone(),
+                            id: t.id,
+                            partitions: t.partitions.len() as i32,
+                            replication_factor: t.partitions.first().map_or(1, |r| r.len() as i16),
+                            configs: configs.clone(),
+                        };
+                        if validate_only || configs == t.configs {
+                            items.push((Ok(outcome), None));
+                            continue;
+                        }
+                        records.push(Record::TopicConfigs { name: name.clone(), id: t.id, configs: configs.clone() });
+                        let check = Check::Exists { name, id: t.id, partitions: t.partitions.len(), configs };
+                        items.push((Ok(outcome), Some(check)));
+                    }
+                }
+            }
+        }
+    }
+    Plan { records, items }
+}
+
+/// How long a receiving broker waits for the controller's answer and then
+/// for its own copy of the metadata to show the change.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+const VISIBLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends a request to the active controller (through this node's).
+async fn send(req: AdminRequest) -> Result<Vec<AdminResult>, (ResponseError, String)> {
+    let Some(events) = super::events() else {
+        return Err((ResponseError::UnknownServerError, "no controller runs here".into()));
+    };
+    let (tx, rx) = flume::bounded(1);
+    if events.send_async(super::controller::Event::Admin(req, tx)).await.is_err() {
+        return Err((ResponseError::UnknownServerError, "the controller has stopped".into()));
+    }
+    match futures_lite::future::or(async { rx.recv_async().await.ok() }, async {
+        glommio::timer::sleep(ANSWER_TIMEOUT).await;
+        None
+    })
+    .await
+    {
+        Some(r) => r.map_err(|(code, msg)| {
+            (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), msg)
+        }),
+        None => Err((ResponseError::RequestTimedOut, "the active controller did not answer in time".into())),
+    }
+}
+
+/// Waits (bounded) until this broker's topic table satisfies `done`, so
+/// that a client told "created" finds the topic here at once.
+async fn until_visible(done: impl Fn(&topics::TopicTable) -> bool) {
+    let start = Instant::now();
+    while !done(&shard::current().topics()) && start.elapsed() < VISIBLE_TIMEOUT {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn to_error(e: (i16, String)) -> (ResponseError, String) {
+    (ResponseError::try_from_code(e.0).unwrap_or(ResponseError::UnknownServerError), e.1)
+}
+
+fn all_failed<T>(n: usize, e: (ResponseError, String)) -> Vec<Result<T, (ResponseError, String)>> {
+    (0..n).map(|_| Err(e.clone())).collect()
+}
+
+fn meta_of(o: &Outcome) -> Arc<TopicMeta> {
+    let local = shard::current().topics().get(&o.name).filter(|m| m.id == o.id).cloned();
+    local.unwrap_or_else(|| {
+        Arc::new(TopicMeta {
+            name: o.name.clone(),
+            id: o.id,
+            partitions: (0..o.partitions)
+                .map(|_| PartitionMeta { shard: None, leader_epoch: 0, replicas: vec![] })
+                .collect(),
+            replication_factor: o.replication_factor,
+            configs: o.configs.clone(),
+            internal: o.name == OFFSETS_TOPIC,
+        })
+    })
+}
+
+pub async fn create_topics(new: Vec<NewTopic>, validate_only: bool) -> Vec<TopicResult> {
+    let n = new.len();
+    let results = match send(AdminRequest::CreateTopics { topics: new, validate_only }).await {
+        Ok(r) => r,
+        Err(e) => return all_failed(n, e),
+    };
+    if !validate_only {
+        let made: Vec<(String, uuid::Uuid)> = results.iter().flatten().map(|o| (o.name.clone(), o.id)).collect();
+        until_visible(|t| made.iter().all(|(name, id)| t.get(name).is_some_and(|m| m.id == *id))).await;
+    }
+    results.into_iter().map(|r| r.map(|o| meta_of(&o)).map_err(to_error)).collect()
+}
+
+/// Asks for `__consumer_offsets` (answers at once; the topic follows).
+pub async fn ensure_offsets_topic() {
+    if let Err(e) = send(AdminRequest::EnsureOffsetsTopic).await {
+        tracing::debug!(?e, "creating __consumer_offsets: not yet");
+    }
+}
+
+pub async fn delete_topics(names: Vec<String>) -> Vec<TopicResult> {
+    let n = names.len();
+    let results = match send(AdminRequest::DeleteTopics { names }).await {
+        Ok(r) => r,
+        Err(e) => return all_failed(n, e),
+    };
+    let gone: Vec<(String, uuid::Uuid)> = results.iter().flatten().map(|o| (o.name.clone(), o.id)).collect();
+    until_visible(|t| gone.iter().all(|(name, id)| t.get(name).is_none_or(|m| m.id != *id))).await;
+    results.into_iter().map(|r| r.map(|o| meta_of(&o)).map_err(to_error)).collect()
+}
+
+pub async fn create_partitions(
+    asks: Vec<(String, i32)>,
+    validate_only: bool,
+) -> Vec<Result<(), (ResponseError, String)>> {
+    let n = asks.len();
+    let results = match send(AdminRequest::CreatePartitions { asks, validate_only }).await {
+        Ok(r) => r,
+        Err(e) => return all_failed(n, e),
+    };
+    if !validate_only {
+        let grown: Vec<(String, i32)> = results.iter().flatten().map(|o| (o.name.clone(), o.partitions)).collect();
+        until_visible(|t| grown.iter().all(|(name, n)| t.get(name).is_some_and(|m| m.partitions.len() >= *n as usize)))
+            .await;
+    }
+    results.into_iter().map(|r| r.map(|_| ()).map_err(to_error)).collect()
+}
+
+pub async fn alter_configs(
+    changes: Vec<(String, Vec<ConfigOp>, bool)>,
+    validate_only: bool,
+) -> Vec<Result<(), (ResponseError, String)>> {
+    let n = changes.len();
+    let results = match send(AdminRequest::AlterConfigs { changes, validate_only }).await {
+        Ok(r) => r,
+        Err(e) => return all_failed(n, e),
+    };
+    if !validate_only {
+        let set: Vec<(String, BTreeMap<String, String>)> =
+            results.iter().flatten().map(|o| (o.name.clone(), o.configs.clone())).collect();
+        until_visible(|t| set.iter().all(|(name, c)| t.get(name).is_none_or(|m| m.configs == *c))).await;
+    }
+    results.into_iter().map(|r| r.map(|_| ()).map_err(to_error)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_spread_round_robin_and_alternate_racks() {
+        let brokers = vec![(1, None), (2, None), (3, None)];
+        assert_eq!(assign(&brokers, 3, 1, 0), vec![vec![1], vec![2], vec![3]]);
+        assert_eq!(assign(&brokers, 4, 3, 1), vec![vec![2, 3, 1], vec![3, 1, 2], vec![1, 2, 3], vec![2, 3, 1]]);
+        let racked = vec![(1, Some("a".into())), (2, Some("a".into())), (3, Some("b".into())), (4, Some("b".into()))];
+        for replicas in assign(&racked, 4, 2, 0) {
+            let racks: BTreeSet<_> =
+                replicas.iter().map(|id| racked.iter().find(|b| b.0 == *id).unwrap().1.clone()).collect();
+            assert_eq!(racks.len(), 2, "{replicas:?} spans both racks");
+        }
+    }
+}
