@@ -2,10 +2,42 @@
 //! it runs alone, to the cluster's active controller (`cluster::admin`)
 //! when a quorum is configured. Called on shard 0, as both expect.
 
+use std::cell::Cell;
+
 use kafka_protocol::error::ResponseError;
 
 use crate::shard;
 use crate::topics::{self, ConfigOp, NewTopic, TopicResult};
+
+thread_local! {
+    /// In a cluster: this shard's block of producer ids, (next, end).
+    static PRODUCER_IDS: Cell<(i64, i64)> = const { Cell::new((0, 0)) };
+}
+
+/// A producer id no other producer of the cluster has: from this broker's
+/// durable counter alone, from blocks the controller gives in a cluster
+/// (COORDINATOR_LOAD_IN_PROGRESS, which clients retry, while none comes).
+pub async fn next_producer_id() -> Result<i64, (ResponseError, String)> {
+    let shard = shard::current();
+    if !clustered() {
+        return shard.producer_ids.next().map_err(|e| (ResponseError::KafkaStorageError, e));
+    }
+    loop {
+        let (next, end) = PRODUCER_IDS.with(Cell::get);
+        if next < end {
+            PRODUCER_IDS.with(|c| c.set((next + 1, end)));
+            return Ok(next);
+        }
+        let (start, len) = crate::cluster::admin::allocate_producer_ids(shard.config.node_id)
+            .await
+            .map_err(|(_, e)| (ResponseError::CoordinatorLoadInProgress, e))?;
+        // Another task of this shard may have refilled meanwhile: keep the
+        // block with ids left, the newer one.
+        if PRODUCER_IDS.with(Cell::get).0 >= PRODUCER_IDS.with(Cell::get).1 {
+            PRODUCER_IDS.with(|c| c.set((start, start + len)));
+        }
+    }
+}
 
 fn clustered() -> bool {
     shard::current().config.quorum.is_some()

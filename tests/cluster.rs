@@ -264,3 +264,118 @@ fn a_dead_brokers_partitions_are_offline_until_it_returns() {
     want.sort();
     assert_eq!(got, want, "every record, the dead broker's partition's too");
 }
+
+/// InitProducerId through each node, before and after a node restarts:
+/// no two producers of the cluster get the same id (each broker hands
+/// out ids from blocks the metadata log gives it, as Kafka's
+/// AllocateProducerIds does), or their sequences would collide on a
+/// partition both write to.
+#[test]
+fn producer_ids_are_unique_across_the_cluster() {
+    use kafka_protocol::messages::InitProducerIdRequest;
+    use sluice_bench::load::client::Conn;
+
+    let mut c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let init = |boot: &str| -> Vec<i64> {
+        let mut conn = Conn::connect(boot, "pid-test").unwrap();
+        (0..5)
+            .map(|_| {
+                let req =
+                    InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
+                // COORDINATOR_LOAD_IN_PROGRESS (14) while a block is on its way.
+                for _ in 0..100 {
+                    let r = conn.call(&req, 4).unwrap();
+                    if r.error_code == 0 {
+                        return r.producer_id.0;
+                    }
+                    assert_eq!(r.error_code, 14, "InitProducerId through {boot}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                panic!("no producer id through {boot}");
+            })
+            .collect()
+    };
+    let mut ids: Vec<i64> = c.nodes.iter().flat_map(|n| init(&n.bootstrap())).collect();
+    c.nodes[1].kill9();
+    c.nodes[1].restart();
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    ids.extend(init(&c.nodes[1].bootstrap()));
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "producer ids handed out twice: {ids:?}");
+    assert!(ids.iter().all(|id| *id >= 0), "{ids:?}");
+}
+
+/// DescribeTopicPartitions (KIP-966) through every node: each node's copy
+/// of the metadata gives the same pages, sorted by topic, cut at the
+/// partition limit with a cursor to go on from.
+#[test]
+fn describe_topic_partitions_pages_with_a_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use kafka_protocol::messages::{DescribeTopicPartitionsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use sluice_bench::load::client::Conn;
+
+    let c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let (a, b) = (unique_name("dtp-a"), unique_name("dtp-b"));
+    topics(&boot[0], &["--create", "--topic", &a, "--partitions", "3", "--replication-factor", "1"]);
+    topics(&boot[0], &["--create", "--topic", &b, "--partitions", "2", "--replication-factor", "1"]);
+    let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
+    for node in &boot {
+        poll(50, || listed(node), |l| l.contains(&a) && l.contains(&b));
+        let mut conn = Conn::connect(node, "dtp-test").unwrap();
+        // Asked for b, a and an unknown topic, two partitions a page.
+        let missing = unique_name("dtp-missing");
+        let asked: Vec<TopicRequest> =
+            [&b, &a, &missing].iter().map(|t| TopicRequest::default().with_name(name(t))).collect();
+        let mut pages = Vec::new();
+        let mut cursor = None;
+        for _ in 0..10 {
+            let req = DescribeTopicPartitionsRequest::default()
+                .with_topics(asked.clone())
+                .with_response_partition_limit(2)
+                .with_cursor(cursor.take());
+            let resp = conn.call(&req, 0).unwrap();
+            let page: Vec<(String, i16, Vec<i32>)> = resp
+                .topics
+                .iter()
+                .map(|t| {
+                    let n = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                    (n, t.error_code, t.partitions.iter().map(|p| p.partition_index).collect())
+                })
+                .collect();
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    assert!(p.leader_id.0 >= 1 && p.replica_nodes.len() == 1, "{node}: {t:?}");
+                }
+            }
+            pages.push(page);
+            match resp.next_cursor {
+                Some(c) => {
+                    cursor =
+                        Some(Cursor::default().with_topic_name(c.topic_name).with_partition_index(c.partition_index))
+                }
+                None => break,
+            }
+        }
+        // The topics sorted by name: a's 3 partitions, b's 2, the unknown one.
+        let seen: Vec<(String, i32)> = pages
+            .iter()
+            .flatten()
+            .filter(|t| t.1 == 0)
+            .flat_map(|t| t.2.iter().map(|p| (t.0.clone(), *p)).collect::<Vec<_>>())
+            .collect();
+        let want: Vec<(String, i32)> =
+            [(a.clone(), 0), (a.clone(), 1), (a.clone(), 2), (b.clone(), 0), (b.clone(), 1)].into_iter().collect();
+        assert_eq!(seen, want, "{node}: pages {pages:#?}");
+        assert!(pages.iter().all(|p| p.iter().map(|t| t.2.len()).sum::<usize>() <= 2), "{node}: {pages:#?}");
+        assert!(
+            pages.iter().flatten().any(|t| t.0 == missing && t.1 == 3),
+            "{node}: the unknown topic gets UNKNOWN_TOPIC_OR_PARTITION: {pages:#?}"
+        );
+    }
+}

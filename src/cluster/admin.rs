@@ -37,11 +37,25 @@ pub enum AdminRequest {
     },
     /// `__consumer_offsets`, created on the first FindCoordinator.
     EnsureOffsetsTopic,
+    /// A block of producer ids for a broker (Kafka's AllocateProducerIds).
+    AllocateProducerIds {
+        broker: i32,
+    },
 }
 
-/// What became of one item of a request.
+/// Kafka's producer-id block size.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// What became of one item of a request: a topic as it now is, or a
+/// producer-id block.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Outcome {
+pub enum Outcome {
+    Topic(TopicOutcome),
+    ProducerIds { start: i64, len: i64 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopicOutcome {
     pub name: String,
     pub id: uuid::Uuid,
     pub partitions: i32,
@@ -57,6 +71,7 @@ pub type AdminResult = Result<Outcome, (i16, String)>;
 pub enum Check {
     Exists { name: String, id: uuid::Uuid, partitions: usize, configs: BTreeMap<String, String> },
     Gone { name: String, id: uuid::Uuid },
+    Block { broker: i32, start: i64 },
 }
 
 impl Check {
@@ -67,6 +82,7 @@ impl Check {
                 .get(name)
                 .is_some_and(|t| t.id == *id && t.partitions.len() >= *partitions && t.configs == *configs),
             Check::Gone { name, id } => image.topics.get(name).is_none_or(|t| t.id != *id),
+            Check::Block { broker, start } => image.producer_id_blocks.get(broker) == Some(start),
         }
     }
 
@@ -86,6 +102,8 @@ impl Check {
 pub struct Plan {
     pub records: Vec<Record>,
     pub items: Vec<(AdminResult, Option<Check>)>,
+    /// The end of the producer-id block proposed, if one is.
+    pub producer_ids_end: Option<i64>,
 }
 
 fn err(e: (ResponseError, String)) -> (AdminResult, Option<Check>) {
@@ -137,9 +155,12 @@ impl MetadataImage {
     }
 }
 
-pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> Plan {
+/// `pid_floor`: the first producer id not yet proposed (the image's next
+/// free one, or past blocks this leader proposed that are not applied yet).
+pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest, pid_floor: i64) -> Plan {
     let mut records = Vec::new();
     let mut items = Vec::new();
+    let mut producer_ids_end = None;
     let brokers = image.placeable();
     match req {
         AdminRequest::CreateTopics { topics, validate_only } => {
@@ -149,7 +170,7 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                     Err(e) => items.push(err(e)),
                     Ok((partitions, rf)) => {
                         let id = uuid::Uuid::new_v4();
-                        let outcome = Outcome {
+                        let outcome = TopicOutcome {
                             name: t.name.clone(),
                             id,
                             partitions,
@@ -157,7 +178,7 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                             configs: t.configs.clone(),
                         };
                         if validate_only {
-                            items.push((Ok(outcome), None));
+                            items.push((Ok(Outcome::Topic(outcome)), None));
                             continue;
                         }
                         let replicas = assign(
@@ -180,10 +201,19 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                             configs: t.configs,
                             internal: false,
                         });
-                        items.push((Ok(outcome), Some(check)));
+                        items.push((Ok(Outcome::Topic(outcome)), Some(check)));
                     }
                 }
             }
+        }
+        AdminRequest::AllocateProducerIds { broker } => {
+            let start = pid_floor.max(image.next_producer_id);
+            records.push(Record::ProducerIdBlock { broker, start, len: PRODUCER_ID_BLOCK });
+            producer_ids_end = Some(start + PRODUCER_ID_BLOCK);
+            items.push((
+                Ok(Outcome::ProducerIds { start, len: PRODUCER_ID_BLOCK }),
+                Some(Check::Block { broker, start }),
+            ));
         }
         AdminRequest::EnsureOffsetsTopic => {
             if !image.topics.contains_key(OFFSETS_TOPIC) && !brokers.is_empty() {
@@ -200,14 +230,14 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                     configs: configs.clone(),
                     internal: true,
                 });
-                let outcome = Outcome {
+                let outcome = TopicOutcome {
                     name: OFFSETS_TOPIC.into(),
                     id,
                     partitions: partitions as i32,
                     replication_factor: 1,
                     configs,
                 };
-                items.push((Ok(outcome), Some(check)));
+                items.push((Ok(Outcome::Topic(outcome)), Some(check)));
             }
         }
         AdminRequest::DeleteTopics { names } => {
@@ -217,14 +247,14 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                     Some(t) if t.internal => items.push(err(topics::internal_topic_not_deletable(&name))),
                     Some(t) => {
                         records.push(Record::RemoveTopic { name: name.clone(), id: t.id });
-                        let outcome = Outcome {
+                        let outcome = TopicOutcome {
                             name: name.clone(),
                             id: t.id,
                             partitions: t.partitions.len() as i32,
                             replication_factor: t.partitions.first().map_or(1, |r| r.len() as i16),
                             configs: t.configs.clone(),
                         };
-                        items.push((Ok(outcome), Some(Check::Gone { name, id: t.id })));
+                        items.push((Ok(Outcome::Topic(outcome)), Some(Check::Gone { name, id: t.id })));
                     }
                 }
             }
@@ -254,7 +284,7 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                     )));
                     continue;
                 }
-                let outcome = Outcome {
+                let outcome = TopicOutcome {
                     name: name.clone(),
                     id: t.id,
                     partitions: count,
@@ -262,14 +292,14 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                     configs: t.configs.clone(),
                 };
                 if validate_only {
-                    items.push((Ok(outcome), None));
+                    items.push((Ok(Outcome::Topic(outcome)), None));
                     continue;
                 }
                 let start = image.start_for(&brokers);
                 let replicas = assign(&brokers, (count - current) as usize, rf, start);
                 records.push(Record::AddPartitions { name: name.clone(), id: t.id, replicas });
                 let check = Check::Exists { name, id: t.id, partitions: count as usize, configs: t.configs.clone() };
-                items.push((Ok(outcome), Some(check)));
+                items.push((Ok(Outcome::Topic(outcome)), Some(check)));
             }
         }
         AdminRequest::AlterConfigs { changes, validate_only } => {
@@ -284,7 +314,7 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                 match topics::apply_ops(&t.configs, &ops, replace, config) {
                     Err(e) => items.push(err((ResponseError::InvalidConfig, e))),
                     Ok(configs) => {
-                        let outcome = Outcome {
+                        let outcome = TopicOutcome {
                             name: name.clone(),
                             id: t.id,
                             partitions: t.partitions.len() as i32,
@@ -292,18 +322,18 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest) -> 
                             configs: configs.clone(),
                         };
                         if validate_only || configs == t.configs {
-                            items.push((Ok(outcome), None));
+                            items.push((Ok(Outcome::Topic(outcome)), None));
                             continue;
                         }
                         records.push(Record::TopicConfigs { name: name.clone(), id: t.id, configs: configs.clone() });
                         let check = Check::Exists { name, id: t.id, partitions: t.partitions.len(), configs };
-                        items.push((Ok(outcome), Some(check)));
+                        items.push((Ok(Outcome::Topic(outcome)), Some(check)));
                     }
                 }
             }
         }
     }
-    Plan { records, items }
+    Plan { records, items, producer_ids_end }
 }
 
 /// How long a receiving broker waits for the controller's answer and then
@@ -350,7 +380,24 @@ fn all_failed<T>(n: usize, e: (ResponseError, String)) -> Vec<Result<T, (Respons
     (0..n).map(|_| Err(e.clone())).collect()
 }
 
-fn meta_of(o: &Outcome) -> Arc<TopicMeta> {
+/// The topics among the outcomes.
+fn topics_of(results: &[AdminResult]) -> impl Iterator<Item = &TopicOutcome> {
+    results.iter().flatten().filter_map(|o| match o {
+        Outcome::Topic(t) => Some(t),
+        Outcome::ProducerIds { .. } => None,
+    })
+}
+
+/// An item's result as the topic handlers take it.
+fn topic_result(r: AdminResult) -> TopicResult {
+    match r {
+        Ok(Outcome::Topic(o)) => Ok(meta_of(&o)),
+        Ok(Outcome::ProducerIds { .. }) => Err((ResponseError::UnknownServerError, "not a topic".into())),
+        Err(e) => Err(to_error(e)),
+    }
+}
+
+fn meta_of(o: &TopicOutcome) -> Arc<TopicMeta> {
     let local = shard::current().topics().get(&o.name).filter(|m| m.id == o.id).cloned();
     local.unwrap_or_else(|| {
         Arc::new(TopicMeta {
@@ -373,10 +420,10 @@ pub async fn create_topics(new: Vec<NewTopic>, validate_only: bool) -> Vec<Topic
         Err(e) => return all_failed(n, e),
     };
     if !validate_only {
-        let made: Vec<(String, uuid::Uuid)> = results.iter().flatten().map(|o| (o.name.clone(), o.id)).collect();
+        let made: Vec<(String, uuid::Uuid)> = topics_of(&results).map(|o| (o.name.clone(), o.id)).collect();
         until_visible(|t| made.iter().all(|(name, id)| t.get(name).is_some_and(|m| m.id == *id))).await;
     }
-    results.into_iter().map(|r| r.map(|o| meta_of(&o)).map_err(to_error)).collect()
+    results.into_iter().map(topic_result).collect()
 }
 
 /// Asks for `__consumer_offsets` (answers at once; the topic follows).
@@ -392,9 +439,9 @@ pub async fn delete_topics(names: Vec<String>) -> Vec<TopicResult> {
         Ok(r) => r,
         Err(e) => return all_failed(n, e),
     };
-    let gone: Vec<(String, uuid::Uuid)> = results.iter().flatten().map(|o| (o.name.clone(), o.id)).collect();
+    let gone: Vec<(String, uuid::Uuid)> = topics_of(&results).map(|o| (o.name.clone(), o.id)).collect();
     until_visible(|t| gone.iter().all(|(name, id)| t.get(name).is_none_or(|m| m.id != *id))).await;
-    results.into_iter().map(|r| r.map(|o| meta_of(&o)).map_err(to_error)).collect()
+    results.into_iter().map(topic_result).collect()
 }
 
 pub async fn create_partitions(
@@ -407,11 +454,11 @@ pub async fn create_partitions(
         Err(e) => return all_failed(n, e),
     };
     if !validate_only {
-        let grown: Vec<(String, i32)> = results.iter().flatten().map(|o| (o.name.clone(), o.partitions)).collect();
+        let grown: Vec<(String, i32)> = topics_of(&results).map(|o| (o.name.clone(), o.partitions)).collect();
         until_visible(|t| grown.iter().all(|(name, n)| t.get(name).is_some_and(|m| m.partitions.len() >= *n as usize)))
             .await;
     }
-    results.into_iter().map(|r| r.map(|_| ()).map_err(to_error)).collect()
+    results.into_iter().map(|r| topic_result(r).map(|_| ())).collect()
 }
 
 pub async fn alter_configs(
@@ -425,10 +472,20 @@ pub async fn alter_configs(
     };
     if !validate_only {
         let set: Vec<(String, BTreeMap<String, String>)> =
-            results.iter().flatten().map(|o| (o.name.clone(), o.configs.clone())).collect();
+            topics_of(&results).map(|o| (o.name.clone(), o.configs.clone())).collect();
         until_visible(|t| set.iter().all(|(name, c)| t.get(name).is_none_or(|m| m.configs == *c))).await;
     }
-    results.into_iter().map(|r| r.map(|_| ()).map_err(to_error)).collect()
+    results.into_iter().map(|r| topic_result(r).map(|_| ())).collect()
+}
+
+/// A block of producer ids for this broker: (start, len).
+pub async fn allocate_producer_ids(broker: i32) -> Result<(i64, i64), (ResponseError, String)> {
+    let results = send(AdminRequest::AllocateProducerIds { broker }).await?;
+    match results.into_iter().next() {
+        Some(Ok(Outcome::ProducerIds { start, len })) => Ok((start, len)),
+        Some(Err(e)) => Err(to_error(e)),
+        _ => Err((ResponseError::UnknownServerError, "no producer-id block in the answer".into())),
+    }
 }
 
 #[cfg(test)]

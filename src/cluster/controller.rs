@@ -183,6 +183,8 @@ pub struct Controller {
     proposed: Vec<Proposed>,
     /// Admin requests sent on to the leader, by request number.
     forwarded: HashMap<u64, (AdminReply, Instant)>,
+    /// While leading: the end of the last producer-id block proposed.
+    pid_planned: i64,
     publish: Box<dyn Fn(Arc<ClusterView>) + Send>,
 }
 
@@ -222,6 +224,7 @@ impl Controller {
             next_req: 0,
             proposed: Vec::new(),
             forwarded: HashMap::new(),
+            pid_planned: 0,
             publish,
         })
     }
@@ -382,6 +385,7 @@ impl Controller {
             // session from now.
             self.last_seen.clear();
             self.pending.clear();
+            self.pid_planned = 0;
             now
         });
         if self.node.state().image.cluster_id.is_none() {
@@ -432,7 +436,10 @@ impl Controller {
             let code = kafka_protocol::error::ResponseError::NotController.code();
             return self.reply(to, Err((code, "this node is no longer the active controller".into())));
         }
-        let plan = admin::plan(&self.node.state().image, &self.s.config, request);
+        let plan = admin::plan(&self.node.state().image, &self.s.config, request, self.pid_planned);
+        if let Some(end) = plan.producer_ids_end {
+            self.pid_planned = end;
+        }
         let mut index = None;
         for r in plan.records {
             match self.node.propose(r.encode()) {
@@ -459,17 +466,28 @@ impl Controller {
             .into_iter()
             .partition(|p| applied >= p.index || p.since.elapsed() >= ADMIN_TIMEOUT);
         self.proposed = waiting;
+        let mut lost_block = false;
         for p in done {
             let image = &self.node.state().image;
             let items = p
                 .items
                 .into_iter()
                 .map(|(r, check)| match (r, check) {
-                    (Ok(_), Some(c)) if !c.holds(image) => Err(c.failed(image)),
+                    (Ok(_), Some(c)) if !c.holds(image) => {
+                        if matches!(c, Check::Block { .. }) {
+                            // Blocks planned past a lost one would never
+                            // apply: plan from the image again.
+                            lost_block = true;
+                        }
+                        Err(c.failed(image))
+                    }
                     (r, _) => r,
                 })
                 .collect();
             self.reply(p.to, Ok(items));
+        }
+        if lost_block {
+            self.pid_planned = 0;
         }
     }
 

@@ -59,6 +59,14 @@ pub enum Record {
         id: uuid::Uuid,
         configs: BTreeMap<String, String>,
     },
+    /// Producer ids `start..start + len` are the broker's to hand out
+    /// (Kafka's ProducerIdsRecord). Taken only if `start` is the next free
+    /// id, so no two brokers ever get the same block.
+    ProducerIdBlock {
+        broker: i32,
+        start: i64,
+        len: i64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +97,12 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerInfo>,
     #[serde(default)]
     pub topics: BTreeMap<String, TopicImage>,
+    /// The first producer id no broker has been given.
+    #[serde(default)]
+    pub next_producer_id: i64,
+    /// The start of each broker's last producer-id block.
+    #[serde(default)]
+    pub producer_id_blocks: BTreeMap<i32, i64>,
     /// The index of the last record applied.
     pub applied: u64,
 }
@@ -131,6 +145,12 @@ impl MetadataImage {
             Record::TopicConfigs { name, id, configs } => {
                 if let Some(t) = self.topic_mut(&name, id) {
                     t.configs = configs;
+                }
+            }
+            Record::ProducerIdBlock { broker, start, len } => {
+                if start == self.next_producer_id && len > 0 {
+                    self.next_producer_id = start + len;
+                    self.producer_id_blocks.insert(broker, start);
                 }
             }
         }
@@ -208,6 +228,11 @@ mod tests {
         assert!(img.topics.contains_key("t"), "removing another topic of the name does nothing");
         img.apply(7, Record::RemoveTopic { name: "t".into(), id: a });
         assert!(img.topics.is_empty());
+        img.apply(8, Record::ProducerIdBlock { broker: 1, start: 0, len: 1000 });
+        img.apply(9, Record::ProducerIdBlock { broker: 2, start: 0, len: 1000 });
+        assert_eq!((img.next_producer_id, img.producer_id_blocks.get(&2)), (1000, None), "a block is given once");
+        img.apply(10, Record::ProducerIdBlock { broker: 2, start: 1000, len: 1000 });
+        assert_eq!((img.next_producer_id, img.producer_id_blocks[&2]), (2000, 1000));
         let bytes = create(a, vec![vec![1, 2, 3]]).encode();
         assert_eq!(Record::decode(&bytes).unwrap(), create(a, vec![vec![1, 2, 3]]));
     }

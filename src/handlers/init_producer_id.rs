@@ -8,7 +8,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use super::respond;
 use crate::server::connection::{decode_body, Close, RequestFrame};
 use crate::server::response::Response;
-use crate::shard;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: InitProducerIdRequest = decode_body(frame)?;
@@ -20,18 +19,14 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             .with_producer_epoch(-1);
         return respond(frame, &resp);
     }
-    let ids = &shard::current().producer_ids;
     let (id, epoch) = if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         (req.producer_id.0, req.producer_epoch + 1)
     } else {
-        match ids.next() {
+        match crate::admin::next_producer_id().await {
             Ok(id) => (id, 0),
-            Err(e) => {
-                tracing::error!(%e, "allocating a producer id failed");
-                let resp = resp
-                    .with_error_code(ResponseError::KafkaStorageError.code())
-                    .with_producer_id(ProducerId(-1))
-                    .with_producer_epoch(-1);
+            Err((code, e)) => {
+                tracing::warn!(%e, "allocating a producer id failed");
+                let resp = resp.with_error_code(code.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
                 return respond(frame, &resp);
             }
         }
