@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod cleaner;
 pub mod config;
+pub mod epochs;
 pub mod error;
 pub mod index;
 pub mod io;
@@ -21,5 +22,6 @@ pub mod segment;
 
 pub use cleaner::{CleanOutcome, CleanPlan, CleanStats, RecordCodec};
 pub use config::{CompactionConfig, FlushPolicy, LogConfig};
+pub use epochs::EpochCache;
 pub use error::{BatchError, ProducerError, Result, StorageError};
 pub use log::{AppendInfo, FileSlice, Log, PendingFlush, ReadPlan, Recovery, SharedSlice};

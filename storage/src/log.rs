@@ -4,6 +4,8 @@
 //! - `<base>.log`, `<base>.index`, `<base>.timeindex`: the segments;
 //! - `<offset>.snapshot`: producer state as of `offset`, written on roll and close;
 //! - `log-start-offset`: moved by retention and `delete_records`;
+//! - `leader-epoch-checkpoint`: the first offset of each leader epoch
+//!   (`EpochCache`), rewritten when an epoch begins or the log is cut;
 //! - `clean-shutdown`: present only between a clean close and the next open;
 //! - `cleaner-offset-checkpoint`: where the dirty part of a compacted log
 //!   starts, and when its earliest kept tombstone expires;
@@ -26,6 +28,7 @@ use glommio::io::ReadResult;
 use crate::batch::{self, BatchHeader};
 use crate::cleaner::{CleanOutcome, CleanPlan, Source};
 use crate::config::{FlushPolicy, LogConfig};
+use crate::epochs::EpochCache;
 use crate::error::{BatchError, Result, StorageError};
 use crate::io::{read_small, remove_if_exists, sync_dir, write_small, SegmentFile};
 use crate::producer::{ProducerState, SeqCheck};
@@ -35,6 +38,7 @@ const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 const LOG_START_OFFSET: &str = "log-start-offset";
 const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 const CLEAN_SWAP: &str = "cleaner-swap";
+const EPOCHS: &str = "leader-epoch-checkpoint";
 /// Producer snapshots kept besides the newest.
 const SNAPSHOTS_KEPT: usize = 2;
 
@@ -135,6 +139,7 @@ pub struct Log {
     /// A swap failed half way: the files on disk are only consistent again
     /// after a reopen, so no more cleaning until then.
     cleaner_broken: bool,
+    epochs: EpochCache,
 }
 
 impl Log {
@@ -203,11 +208,52 @@ impl Log {
             first_dirty,
             tombstone_deadline,
             cleaner_broken: false,
+            epochs: EpochCache::default(),
         };
+        log.load_epochs().await?;
         log.load_producer_state(&snapshots).await?;
         remove_if_exists(&dir.join(CLEAN_SHUTDOWN)).await?;
         sync_dir(dir).await?;
         Ok(log)
+    }
+
+    /// The saved epoch cache, cut to the log as it is; a log without one
+    /// (written before it was kept) starts it from its first batch.
+    async fn load_epochs(&mut self) -> Result<()> {
+        let saved = read_small(&self.dir.join(EPOCHS)).await?;
+        let mut epochs = match saved.as_deref().map(EpochCache::decode) {
+            Some(Some(c)) => c,
+            Some(None) => {
+                tracing::warn!(dir = %self.dir.display(), "leader-epoch-checkpoint not understood; starting it again");
+                EpochCache::default()
+            }
+            None => EpochCache::default(),
+        };
+        let end = self.log_end_offset();
+        epochs.truncate_from(end);
+        epochs.truncate_before(self.log_start_offset);
+        if epochs.latest().is_none() && end > self.log_start_offset {
+            let first = self.segments.iter().find(|s| !s.is_empty()).expect("a non-empty log has a batch");
+            let head = first.file().read_at(0, batch::HEADER_LEN).await?;
+            if head.len() == batch::HEADER_LEN {
+                epochs.assign(BatchHeader::read(&head).leader_epoch, self.log_start_offset);
+            }
+        }
+        let changed = saved.is_none_or(|b| b != epochs.encode());
+        self.epochs = epochs;
+        if changed {
+            self.save_epochs().await?;
+        }
+        Ok(())
+    }
+
+    async fn save_epochs(&self) -> Result<()> {
+        write_small(&self.dir.join(EPOCHS), self.epochs.encode()).await
+    }
+
+    /// The first offset of each leader epoch in the log.
+    pub fn epochs(&self) -> &EpochCache {
+        &self.epochs
     }
 
     /// Newest usable snapshot at or below the end, then the batches after it.
@@ -328,15 +374,91 @@ impl Log {
             now_ms
         });
         let h = BatchHeader::read(&bytes);
-        self.active_mut().append(bytes, &h).await?;
-        self.producers.update(&h);
+        self.write_batch(bytes, &h).await?;
+        Ok(AppendInfo { base_offset, last_offset: h.last_offset(), log_append_time, duplicate: false })
+    }
+
+    /// Appends a batch exactly as the leader wrote it (a follower's copy):
+    /// its offsets, leader epoch and timestamps are kept, its producer
+    /// state applied without the leader's checks. It must start at the log
+    /// end.
+    pub async fn append_replica(&mut self, bytes: Vec<u8>) -> Result<AppendInfo> {
+        let h = batch::validate(&bytes)?;
+        let end = self.log_end_offset();
+        if h.base_offset != end {
+            return Err(StorageError::OffsetOutOfRange { offset: h.base_offset, start: self.log_start_offset, end });
+        }
+        if self.should_roll(&h, bytes.len()) {
+            self.roll().await?;
+        }
+        self.write_batch(bytes, &h).await?;
+        Ok(AppendInfo {
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            log_append_time: None,
+            duplicate: false,
+        })
+    }
+
+    /// Writes a batch whose header is final at the log end, then does what
+    /// follows every append: producer state, the epoch cache, the flush
+    /// policy.
+    async fn write_batch(&mut self, bytes: Vec<u8>, h: &BatchHeader) -> Result<()> {
+        self.active_mut().append(bytes, h).await?;
+        self.producers.update(h);
+        if self.epochs.assign(h.leader_epoch, h.base_offset) {
+            self.save_epochs().await?;
+        }
         self.unflushed_messages += h.record_count as u64;
         match self.config.flush {
             FlushPolicy::EveryAppend => self.flush().await?,
             FlushPolicy::Interval { messages: Some(m), .. } if self.unflushed_messages >= m => self.flush().await?,
             FlushPolicy::Interval { .. } => {}
         }
-        Ok(AppendInfo { base_offset, last_offset: h.last_offset(), log_append_time, duplicate: false })
+        Ok(())
+    }
+
+    /// Cuts the log before the batch holding `offset` (a follower whose
+    /// tail the new leader does not have): later segments are deleted, the
+    /// epoch cache and producer state go back to the new end. Returns the
+    /// new log end, which is `offset` when it falls on a batch boundary.
+    pub async fn truncate_to(&mut self, offset: i64) -> Result<i64> {
+        let end = self.log_end_offset();
+        if offset >= end {
+            return Ok(end);
+        }
+        if offset < self.log_start_offset {
+            return Err(StorageError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+        }
+        while self.segments.len() > 1 && self.active().base_offset >= offset {
+            let seg = self.segments.pop().expect("more than one segment");
+            seg.delete().await?;
+        }
+        self.active_mut().truncate_to(offset).await?;
+        let end = self.log_end_offset();
+        self.durable_offset = self.durable_offset.min(end);
+        self.first_dirty = self.first_dirty.min(end);
+        if self.epochs.truncate_from(end) {
+            self.save_epochs().await?;
+        }
+        self.producers = ProducerState::default();
+        let snapshots = self.snapshot_offsets()?;
+        self.load_producer_state(&snapshots).await?;
+        sync_dir(&self.dir).await?;
+        Ok(end)
+    }
+
+    fn snapshot_offsets(&self) -> Result<Vec<i64>> {
+        let mut snaps: Vec<i64> = std::fs::read_dir(&self.dir)
+            .map_err(|e| StorageError::io(&self.dir, e))?
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                (p.extension()? == "snapshot").then_some(())?;
+                p.file_stem()?.to_str()?.parse().ok()
+            })
+            .collect();
+        snaps.sort_unstable();
+        Ok(snaps)
     }
 
     fn should_roll(&self, h: &BatchHeader, len: usize) -> bool {
@@ -489,15 +611,7 @@ impl Log {
     async fn write_snapshot(&self, offset: i64) -> Result<()> {
         write_small(&segment::file_name(&self.dir, offset, "snapshot"), self.producers.encode()).await?;
         // Keep the newest few; older ones are never read again.
-        let mut snaps: Vec<i64> = std::fs::read_dir(&self.dir)
-            .map_err(|e| StorageError::io(&self.dir, e))?
-            .filter_map(|e| {
-                let p = e.ok()?.path();
-                (p.extension()? == "snapshot").then_some(())?;
-                p.file_stem()?.to_str()?.parse().ok()
-            })
-            .collect();
-        snaps.sort_unstable();
+        let snaps = self.snapshot_offsets()?;
         let keep = snaps.len().saturating_sub(SNAPSHOTS_KEPT + 1);
         for off in &snaps[..keep] {
             remove_if_exists(&segment::file_name(&self.dir, *off, "snapshot")).await?;
@@ -568,8 +682,12 @@ impl Log {
         Ok(self.log_start_offset)
     }
 
-    async fn save_log_start_offset(&self) -> Result<()> {
-        write_small(&self.dir.join(LOG_START_OFFSET), self.log_start_offset.to_string().into_bytes()).await
+    async fn save_log_start_offset(&mut self) -> Result<()> {
+        write_small(&self.dir.join(LOG_START_OFFSET), self.log_start_offset.to_string().into_bytes()).await?;
+        if self.epochs.truncate_before(self.log_start_offset) {
+            self.save_epochs().await?;
+        }
+        Ok(())
     }
 
     /// Where the dirty (not yet compacted) part of the log starts.

@@ -284,6 +284,23 @@ impl Segment {
         Ok(())
     }
 
+    /// Cuts the segment before the batch holding `offset` (the whole batch
+    /// goes, as Kafka's truncateTo does), makes the cut durable and rebuilds
+    /// the indexes from what is left.
+    pub async fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset >= self.next_offset {
+            return Ok(());
+        }
+        let at = locate(&self.file, self.position_hint(offset), self.size, offset).await?.map_or(self.size, |(p, _)| p);
+        self.file.truncate(at).await?;
+        self.file.sync().await?;
+        let mut seg = Segment::empty(&self.dir, self.base_offset, self.file.clone(), self.index_interval);
+        seg.suffix = self.suffix;
+        seg.scan(at, false).await?;
+        *self = seg;
+        self.write_indexes().await
+    }
+
     /// Makes the segment durable and writes its indexes, with a final time
     /// index entry for its largest timestamp, as Kafka does on roll.
     pub async fn seal(&mut self) -> Result<()> {
