@@ -379,3 +379,68 @@ fn describe_topic_partitions_pages_with_a_cursor() {
         );
     }
 }
+
+/// KIP-951: a Produce (v11) or Fetch (v16) for a partition another broker
+/// leads is answered NOT_LEADER_OR_FOLLOWER with that broker as the
+/// current leader and its endpoint, so that the client goes straight there.
+#[test]
+fn not_leader_answers_name_the_current_leader() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use sluice_bench::load::client::Conn;
+
+    let c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("kip951");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "3", "--replication-factor", "1"]);
+    let placed = poll(50, || placement(&boot[0], &topic), |p| p.len() == 3);
+    let mut conn = Conn::connect(&boot[0], "kip951-test").unwrap();
+    let meta = poll(
+        50,
+        || conn.call(&MetadataRequest::default().with_topics(None), 12).unwrap(),
+        |m| m.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)),
+    );
+    let topic_id =
+        meta.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)).unwrap().topic_id;
+    // A partition node 1 does not lead, and the node that does.
+    let p = placed.iter().position(|(leader, _, _)| leader != "1").unwrap() as i32;
+    let leader: i32 = placed[p as usize].0.parse().unwrap();
+    let leader_addr = boot[leader as usize - 1].clone();
+
+    let mut batch = sluice_storage::batch::BatchBuilder::new(1_000);
+    batch.push(1_000, Some(b"k"), Some(b"v"));
+    let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.clone()))).with_partition_data(
+            vec![PartitionProduceData::default().with_index(p).with_records(Some(bytes::Bytes::from(batch.build())))],
+        ),
+    ]);
+    let resp = conn.call(&produce, 11).unwrap();
+    let part = &resp.responses[0].partition_responses[0];
+    assert_eq!(part.error_code, 6, "NOT_LEADER_OR_FOLLOWER: {resp:?}");
+    assert_eq!(part.current_leader.leader_id.0, leader, "{resp:?}");
+    assert!(part.current_leader.leader_epoch >= 0, "{resp:?}");
+    let ep = resp.node_endpoints.iter().find(|e| e.node_id.0 == leader).unwrap_or_else(|| panic!("{resp:?}"));
+    assert_eq!(format!("{}:{}", ep.host, ep.port), leader_addr, "{resp:?}");
+
+    let fetch =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp = conn.call(&fetch, 16).unwrap();
+    let part = &resp.responses[0].partitions[0];
+    assert_eq!(part.error_code, 6, "NOT_LEADER_OR_FOLLOWER: {resp:?}");
+    assert_eq!(part.current_leader.leader_id.0, leader, "{resp:?}");
+    let ep = resp.node_endpoints.iter().find(|e| e.node_id.0 == leader).unwrap_or_else(|| panic!("{resp:?}"));
+    assert_eq!(format!("{}:{}", ep.host, ep.port), leader_addr, "{resp:?}");
+
+    // The leader itself takes the write.
+    let mut at_leader = Conn::connect(&leader_addr, "kip951-test").unwrap();
+    let resp = at_leader.call(&produce, 11).unwrap();
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "{resp:?}");
+}

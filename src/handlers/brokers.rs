@@ -41,6 +41,19 @@ impl From<&BrokerInfo> for ListedBroker {
     }
 }
 
+/// KIP-951: the broker that leads a partition this one does not, with the
+/// leader epoch, for the NOT_LEADER_OR_FOLLOWER answers of Produce (v10+)
+/// and Fetch (v16+), so that clients go there without asking for metadata.
+pub fn leader_elsewhere(shard: &Shard, table: &TopicTable, topic: &str, partition: i32) -> Option<(i32, ListedBroker)> {
+    let p = table.get(topic)?.partitions.get(usize::try_from(partition).ok()?)?;
+    let leader = partition_view(shard, p).leader;
+    if leader < 0 || leader == shard.config.node_id {
+        return None;
+    }
+    let b = cluster_brokers(shard).0.into_iter().find(|b| b.id == leader)?;
+    Some((p.leader_epoch, b))
+}
+
 /// The brokers to list, by id, and the controller id to give (-1: none yet).
 pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
     let c = &shard.config;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_storage::SharedSlice;
 
@@ -68,7 +68,8 @@ const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: FetchRequest = decode_body(frame)?;
-    let table = shard::current().topics();
+    let shard = shard::current();
+    let table = shard.topics();
     let by_id = frame.version >= 13;
     let mut topic_names = Vec::new();
     let mut wants = Vec::new();
@@ -139,7 +140,19 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                 .with_topic_id(t.topic_id)
         })
         .collect();
+    let mut endpoints = std::collections::BTreeMap::new();
     for (w, r) in wants.iter().zip(results) {
+        let elsewhere = (frame.version >= 16 && r.error == Some(ResponseError::NotLeaderOrFollower))
+            .then(|| super::leader_elsewhere(&shard, &table, &topic_names[w.topic], w.partition))
+            .flatten();
+        let current_leader = match elsewhere {
+            Some((epoch, b)) => {
+                let c = LeaderIdAndEpoch::default().with_leader_id(BrokerId(b.id)).with_leader_epoch(epoch);
+                endpoints.insert(b.id, b);
+                c
+            }
+            None => LeaderIdAndEpoch::default(),
+        };
         let records = match r.records {
             Records::None => Some(Bytes::new()),
             Records::Bytes(b) => Some(b),
@@ -158,10 +171,21 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                 .with_last_stable_offset(hw)
                 .with_log_start_offset(if frame.version >= 5 { r.log_start_offset } else { -1 })
                 .with_aborted_transactions(Some(Vec::new()))
+                .with_current_leader(current_leader)
                 .with_records(records),
         );
     }
     resp.responses = topics;
+    resp.node_endpoints = endpoints
+        .into_values()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     encode(frame, &resp, files).map_err(encode_err)
 }
 

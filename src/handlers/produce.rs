@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use sluice_storage::batch::BatchPrefix;
@@ -125,6 +127,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
         .map(|t| TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id))
         .collect();
     let v = frame.version;
+    let mut endpoints = std::collections::BTreeMap::new();
     for (ti, index, r) in slots {
         let p = PartitionProduceResponse::default().with_index(index);
         let p = match r.expect("every partition answered") {
@@ -134,6 +137,18 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                 .with_log_start_offset(if v >= 5 { o.log_start_offset } else { -1 }),
             Err((code, msg)) => {
                 tracing::debug!(partition = index, ?code, %msg, "produce refused");
+                let elsewhere = (v >= 10 && code == ResponseError::NotLeaderOrFollower)
+                    .then(|| super::leader_elsewhere(&shard, &table, req.topic_data[ti].name.0.as_str(), index))
+                    .flatten();
+                let p = match elsewhere {
+                    Some((epoch, b)) => {
+                        let current =
+                            LeaderIdAndEpoch::default().with_leader_id(BrokerId(b.id)).with_leader_epoch(epoch);
+                        endpoints.insert(b.id, b);
+                        p.with_current_leader(current)
+                    }
+                    None => p,
+                };
                 p.with_error_code(code.code())
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
@@ -143,5 +158,15 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
         };
         topics[ti].partition_responses.push(p);
     }
-    respond(frame, &ProduceResponse::default().with_responses(topics)).map(Some)
+    let node_endpoints = endpoints
+        .into_values()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    respond(frame, &ProduceResponse::default().with_responses(topics).with_node_endpoints(node_endpoints)).map(Some)
 }

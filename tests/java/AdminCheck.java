@@ -429,6 +429,22 @@ public final class AdminCheck {
             .get(res);
     }
 
+    /**
+     * describeConfigs until {@code name} shows {@code value}, at most 5 s: Apache Kafka's broker answers from
+     * its copy of the metadata, which takes an alteration a moment after the controller acknowledged it.
+     */
+    static Config describeShowing(Admin admin, ConfigResource res, String name, String value) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (true) {
+            Config cfg = describe(admin, res);
+            ConfigEntry e = cfg.get(name);
+            if ((e != null && value.equals(e.value())) || System.nanoTime() > deadline) {
+                return cfg;
+            }
+            Thread.sleep(100);
+        }
+    }
+
     static List<String> names(Config cfg) {
         List<String> n = new ArrayList<>();
         for (ConfigEntry e : cfg.entries()) {
@@ -557,7 +573,8 @@ public final class AdminCheck {
         c.check("incrementalAlterConfigs SET retention.ms=3600000, then describe: DYNAMIC_TOPIC_CONFIG, "
             + "the topic's own value its only synonym", () -> {
                 alter(admin, res, false, set("retention.ms", "3600000"));
-                ConfigEntry e = expectEntry(describe(admin, res), "retention.ms", "3600000", dyn);
+                ConfigEntry e =
+                    expectEntry(describeShowing(admin, res, "retention.ms", "3600000"), "retention.ms", "3600000", dyn);
                 // No broker synonym: log.retention.ms is neither set nor has a default (see above).
                 expectSynonyms(e, "retention.ms=3600000/DYNAMIC_TOPIC_CONFIG");
                 return brief(e);
@@ -582,21 +599,24 @@ public final class AdminCheck {
             }));
         c.check("incrementalAlterConfigs DELETE retention.ms -> back to the default", () -> {
             alter(admin, res, false, op(AlterConfigOp.OpType.DELETE, "retention.ms", null));
-            return brief(expectEntry(describe(admin, res), "retention.ms", "604800000", dflt));
+            Config cfg = describeShowing(admin, res, "retention.ms", "604800000");
+            return brief(expectEntry(cfg, "retention.ms", "604800000", dflt));
         });
         c.check("incrementalAlterConfigs APPEND cleanup.policy compact -> delete,compact; SUBTRACT delete -> compact; "
             + "DELETE -> delete", () -> {
                 alter(admin, res, false, op(AlterConfigOp.OpType.APPEND, "cleanup.policy", "compact"));
-                expectEntry(describe(admin, res), "cleanup.policy", "delete,compact", dyn);
+                expectEntry(describeShowing(admin, res, "cleanup.policy", "delete,compact"), "cleanup.policy",
+                    "delete,compact", dyn);
                 alter(admin, res, false, op(AlterConfigOp.OpType.SUBTRACT, "cleanup.policy", "delete"));
-                expectEntry(describe(admin, res), "cleanup.policy", "compact", dyn);
+                expectEntry(describeShowing(admin, res, "cleanup.policy", "compact"), "cleanup.policy", "compact", dyn);
                 alter(admin, res, false, op(AlterConfigOp.OpType.DELETE, "cleanup.policy", null));
-                return brief(expectEntry(describe(admin, res), "cleanup.policy", "delete", dflt));
+                Config cfg = describeShowing(admin, res, "cleanup.policy", "delete");
+                return brief(expectEntry(cfg, "cleanup.policy", "delete", dflt));
             });
         c.check("incrementalAlterConfigs SET several at once (segment.bytes, segment.ms, max.message.bytes)", () -> {
             alter(admin, res, false, set("segment.bytes", "1048576"), set("segment.ms", "3600000"),
                 set("max.message.bytes", "2000"));
-            Config cfg = describe(admin, res);
+            Config cfg = describeShowing(admin, res, "max.message.bytes", "2000");
             ConfigEntry sb = expectEntry(cfg, "segment.bytes", "1048576", dyn);
             if (staticSegmentBytes > 0) {
                 // The topic's value first, then the broker's static value, then Kafka's default.
