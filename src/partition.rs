@@ -30,8 +30,12 @@ pub type PartitionError = (ResponseError, String);
 #[derive(Default)]
 pub struct Offsets {
     pub log_start: Cell<i64>,
-    /// Log end offset; with one replica it is also the high watermark.
+    /// Log end offset.
     pub end: Cell<i64>,
+    /// What consumers may read up to (ListOffsets latest, Fetch's high
+    /// watermark). With one replica it is the log end; with replication it
+    /// will be the end of what a quorum has (docs/replication.md).
+    pub high_watermark: Cell<i64>,
     /// Bytes in the log's segments.
     pub size: Cell<u64>,
 }
@@ -40,6 +44,7 @@ impl Offsets {
     fn update(&self, log: &Log) {
         self.log_start.set(log.log_start_offset());
         self.end.set(log.log_end_offset());
+        self.high_watermark.set(log.log_end_offset());
         self.size.set(log.size_bytes());
     }
 }
@@ -58,6 +63,11 @@ enum Cmd {
     ListOffset {
         timestamp: i64,
         reply: flume::Sender<Result<Option<(i64, i64)>, PartitionError>>,
+    },
+    /// OffsetForLeaderEpoch: (epoch, end offset) from the epoch cache.
+    EpochEnd {
+        epoch: i32,
+        reply: flume::Sender<(i32, i64)>,
     },
     Flushed {
         upto: i64,
@@ -147,13 +157,21 @@ impl Partition {
     /// Returns (offset, timestamp), or `None` when no record qualifies.
     pub async fn list_offset(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
         match timestamp {
-            -1 => return Ok(Some((self.offsets.end.get(), -1))),
+            -1 => return Ok(Some((self.offsets.high_watermark.get(), -1))),
             -2 => return Ok(Some((self.offsets.log_start.get(), -1))),
             _ => {}
         }
         let (reply, rx) = flume::bounded(1);
         self.tx.send(Cmd::ListOffset { timestamp, reply }).map_err(|_| gone())?;
         rx.recv_async().await.map_err(|_| gone())?
+    }
+
+    /// The largest epoch at most `epoch` in the log and where its records
+    /// end (Kafka's OffsetForLeaderEpoch answer; `(-1, -1)` when unknown).
+    pub async fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), PartitionError> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx.send(Cmd::EpochEnd { epoch, reply }).map_err(|_| gone())?;
+        rx.recv_async().await.map_err(|_| gone())
     }
 
     /// Resolves when the next append lands (or the sender is dropped).
@@ -327,6 +345,9 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                 let r =
                     if timestamp == -3 { log.max_timestamp().await } else { log.offset_for_timestamp(timestamp).await };
                 let _ = reply.send(r.map_err(storage_error));
+            }
+            Cmd::EpochEnd { epoch, reply } => {
+                let _ = reply.send(log.epochs().end_offset_for(epoch, log.log_end_offset()));
             }
             Cmd::Close { delete, reply } => {
                 if let Some(abort) = cleaning.take() {

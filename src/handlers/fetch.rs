@@ -213,7 +213,7 @@ async fn read_all(wants: &[Want]) -> Vec<PartResult> {
 /// On the owning shard: read one partition.
 async fn read_one(p: &Partition, offset: i64, max_bytes: usize) -> PartResult {
     let read = p.read(offset, max_bytes).await;
-    let (high_watermark, log_start_offset) = (p.offsets.end.get(), p.offsets.log_start.get());
+    let (high_watermark, log_start_offset) = (p.offsets.high_watermark.get(), p.offsets.log_start.get());
     let mut r = PartResult { error: None, high_watermark, log_start_offset, records: Records::None };
     match read {
         Ok(None) => {}
@@ -253,7 +253,7 @@ async fn wait_for_data(wants: &[Want], deadline: Instant) {
             let shard = shard::current();
             for (tp, offset) in items {
                 if let Some(p) = shard.partition(&tp) {
-                    if p.offsets.end.get() > offset {
+                    if p.offsets.high_watermark.get() > offset {
                         let _ = tx.try_send(());
                     } else {
                         p.subscribe(tx.clone());

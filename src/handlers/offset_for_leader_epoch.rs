@@ -31,7 +31,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         if current >= 0 && current < epoch {
             return Err(ResponseError::FencedLeaderEpoch);
         }
-        Ok(if asked > epoch { (-1, -1) } else { (epoch, p.offsets.end.get()) })
+        p.end_offset_for_epoch(asked).await.map_err(|(code, _)| code)
     })
     .await
     .into_iter();
