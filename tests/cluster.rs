@@ -386,9 +386,7 @@ fn describe_topic_partitions_pages_with_a_cursor() {
 #[test]
 fn not_leader_answers_name_the_current_leader() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::messages::{FetchRequest, MetadataRequest};
     use sluice_bench::load::client::Conn;
 
     let c = Cluster::start(3, FAST);
@@ -410,13 +408,7 @@ fn not_leader_answers_name_the_current_leader() {
     let leader: i32 = placed[p as usize].0.parse().unwrap();
     let leader_addr = boot[leader as usize - 1].clone();
 
-    let mut batch = sluice_storage::batch::BatchBuilder::new(1_000);
-    batch.push(1_000, Some(b"k"), Some(b"v"));
-    let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.clone()))).with_partition_data(
-            vec![PartitionProduceData::default().with_index(p).with_records(Some(bytes::Bytes::from(batch.build())))],
-        ),
-    ]);
+    let produce = one_record(&topic, p, -1);
     let resp = conn.call(&produce, 11).unwrap();
     let part = &resp.responses[0].partition_responses[0];
     assert_eq!(part.error_code, 6, "NOT_LEADER_OR_FOLLOWER: {resp:?}");
@@ -443,4 +435,43 @@ fn not_leader_answers_name_the_current_leader() {
     let mut at_leader = Conn::connect(&leader_addr, "kip951-test").unwrap();
     let resp = at_leader.call(&produce, 11).unwrap();
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "{resp:?}");
+}
+
+/// A Produce of one record to `topic`-`partition` with `acks`.
+fn one_record(topic: &str, partition: i32, acks: i16) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut batch = sluice_storage::batch::BatchBuilder::new(1_000);
+    batch.push(1_000, Some(b"k"), Some(b"v"));
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(bytes::Bytes::from(batch.build())))])])
+}
+
+/// `min.insync.replicas` above the replication factor: Kafka 4 takes
+/// `acks=all` writes all the same (KIP-966: the minimum is never more than
+/// the replicas there are), and so does Sluice; a partition whose ISR is
+/// below the minimum (which needs replicas to fall behind) would answer
+/// NOT_ENOUGH_REPLICAS.
+#[test]
+fn min_insync_replicas_is_at_most_the_replication_factor() {
+    use sluice_bench::load::client::Conn;
+
+    let c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("min-isr");
+    let create = ["--create", "--topic", &topic, "--partitions", "1", "--replication-factor", "1"];
+    topics(&boot[0], &[&create[..], &["--config", "min.insync.replicas=2"]].concat());
+    let placed = poll(50, || placement(&boot[0], &topic), |p| p.len() == 1);
+    let leader: usize = placed[0].0.parse().unwrap();
+    let mut conn = Conn::connect(&boot[leader - 1], "min-isr-test").unwrap();
+    for acks in [-1, 1] {
+        let resp = conn.call(&one_record(&topic, 0, acks), 9).unwrap();
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "acks={acks}: {resp:?}");
+    }
 }

@@ -59,6 +59,34 @@ fn split_batches(records: &Bytes) -> Result<Vec<Vec<u8>>, PartitionError> {
     Ok(out)
 }
 
+/// `min.insync.replicas` (the topic's, else the broker's) against the
+/// partition's ISR: an `acks=all` write that fewer replicas would hold is
+/// refused with NOT_ENOUGH_REPLICAS, as Kafka refuses it. As in Kafka 4
+/// (KIP-966), the minimum is never more than the replication factor.
+fn too_few_in_sync(topic: &str, partition: i32) -> Option<(ResponseError, String)> {
+    let shard = shard::current();
+    let table = shard.topics();
+    let meta = table.get(topic)?;
+    let min: usize = meta
+        .configs
+        .get("min.insync.replicas")
+        .cloned()
+        .or_else(|| shard.config.log_defaults.default_value("min.insync.replicas"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let view = super::partition_view(&shard, meta.partitions.get(usize::try_from(partition).ok()?)?);
+    let (isr, min) = (view.isr, min.min(view.replicas.len()));
+    (isr.len() < min).then(|| {
+        (
+            ResponseError::NotEnoughReplicas,
+            format!(
+                "The size of the current ISR : {} is insufficient to satisfy the min.isr requirement of {min} for partition {topic}-{partition}, live replica(s) broker.id are : {isr:?}",
+                isr.len()
+            ),
+        )
+    })
+}
+
 pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
     let req: ProduceRequest = decode_body(frame)?;
     let shard = shard::current();
@@ -86,6 +114,8 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                 None
             };
             let owner = table.owner(name, p.index);
+            let early =
+                early.or_else(|| if acks == -1 && owner.is_some() { too_few_in_sync(name, p.index) } else { None });
             let r = match (early, owner, &p.records) {
                 (Some(e), _, _) => Some(Err(e)),
                 (None, None, _) => Some(Err(match table.not_here(name, p.index) {
