@@ -217,7 +217,8 @@ fn topics_are_the_clusters_and_clients_use_any_broker() {
 
 /// A broker that dies takes its partitions offline (no leader) once it is
 /// fenced; the others' partitions go on taking writes; when it returns
-/// its partitions are led by it again with every record they had.
+/// its partitions are led by it again with every record they had, and the
+/// logs of a topic deleted while it was down are gone from it.
 #[test]
 fn a_dead_brokers_partitions_are_offline_until_it_returns() {
     let mut c = Cluster::start(3, FAST);
@@ -239,6 +240,9 @@ fn a_dead_brokers_partitions_are_offline_until_it_returns() {
         "acks=all",
     ];
     kafka_tool_ok(CONSOLE_PRODUCER, &producer, Some(input.as_bytes()));
+    let doomed = unique_name("cluster-doomed");
+    topics(&boot[0], &["--create", "--topic", &doomed, "--partitions", "3", "--replication-factor", "1"]);
+    poll(50, || placement(&boot[0], &doomed), |p| p.len() == 3);
     let dead = (0..3).find(|&i| placed[i].0 != "1").unwrap();
     let dead_node: usize = placed[dead].0.parse::<usize>().unwrap() - 1;
     c.nodes[dead_node].kill9();
@@ -250,8 +254,21 @@ fn a_dead_brokers_partitions_are_offline_until_it_returns() {
             assert_eq!(p, &placed[i], "the other partitions keep their leaders");
         }
     }
+    topics(&boot[alive], &["--delete", "--topic", &doomed]);
     c.nodes[dead_node].restart();
     let back = poll(100, || placement(&boot[alive], &topic), |p| p[dead].0 == placed[dead].0);
+    let dir = c.nodes[dead_node].data_dir().to_path_buf();
+    let left = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            // Kafka renames a log it finds deleted while it was away to
+            // `…-stray` (KIP-858) and removes it later; Sluice removes it.
+            .filter(|f| f.starts_with(&doomed) && !f.ends_with("-delete") && !f.ends_with("-stray"))
+            .collect()
+    };
+    let left = poll(100, left, |l| l.is_empty());
+    assert!(left.is_empty(), "logs of the topic deleted while the broker was down: {left:?}");
     assert_eq!(back, placed, "the returning broker leads its partition again");
     let out = kafka_tool_ok(
         CONSOLE_CONSUMER,

@@ -426,8 +426,19 @@ pub async fn create_topics(new: Vec<NewTopic>, validate_only: bool) -> Vec<Topic
     results.into_iter().map(topic_result).collect()
 }
 
-/// Asks for `__consumer_offsets` (answers at once; the topic follows).
+thread_local! {
+    /// When this shard last asked for `__consumer_offsets`.
+    static OFFSETS_ASKED: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Asks for `__consumer_offsets`, at most once a second per shard however
+/// often clients retry FindCoordinator meanwhile.
 pub async fn ensure_offsets_topic() {
+    let now = Instant::now();
+    if OFFSETS_ASKED.with(|a| a.get()).is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        return;
+    }
+    OFFSETS_ASKED.with(|a| a.set(Some(now)));
     if let Err(e) = send(AdminRequest::EnsureOffsetsTopic).await {
         tracing::debug!(?e, "creating __consumer_offsets: not yet");
     }
