@@ -201,6 +201,16 @@ pub fn set_base_offset(b: &mut [u8], base_offset: i64) {
     b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Marks the batch a control batch (attributes bit 5), as Kafka's
+/// transaction markers and KRaft's LeaderChange records are; recomputes
+/// the CRC.
+pub fn set_control(b: &mut [u8]) {
+    let attrs = i16_at(b, ATTRIBUTES) | CONTROL;
+    b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+    let crc = compute_crc(b);
+    b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Sets the partition leader epoch (outside the CRC's span).
 pub fn set_leader_epoch(b: &mut [u8], epoch: i32) {
     b[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());

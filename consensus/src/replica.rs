@@ -1,0 +1,353 @@
+//! A partition's Raft replica whose Raft log is the partition's segment log
+//! (docs/replication.md): one record batch per entry, the entry's term as
+//! the batch's partition leader epoch, the empty entry a new leader appends
+//! written as a LeaderChange control batch. Offsets are not in the entries:
+//! every replica gives entry `i` the offset its log ends at once entries
+//! before `i` are in, which is the same everywhere because the logs agree
+//! up to there (Raft's log matching), so the leader proposes a batch as the
+//! producer sent it.
+//!
+//! Step 1 of the plan: raft-rs reads entries from an in-memory copy of the
+//! whole log; later steps bound that window and read older entries from the
+//! segments asynchronously, and give followers behind the log start a
+//! snapshot. Runs on one glommio executor (the partition's shard).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, Snapshot};
+use raft::{Config, GetEntriesContext, RaftState, RawNode, StateRole, Storage, StorageError};
+use sluice_storage::batch::{self, BatchBuilder, BatchHeader, HEADER_LEN};
+use sluice_storage::{Log, LogConfig};
+
+const HARD_STATE: &str = "raft-hard-state";
+/// Kafka's control record type of KRaft's LeaderChange record.
+const LEADER_CHANGE: i16 = 2;
+
+/// One entry as raft-rs reads it back, with where it is in the log.
+struct Cached {
+    term: u64,
+    /// Offset of its first record, and one past its last.
+    base: i64,
+    end: i64,
+    /// The batch; empty for a leader's no-op (a control batch in the log).
+    data: Vec<u8>,
+    /// The largest batch timestamp up to and including this entry.
+    max_timestamp: i64,
+}
+
+struct Inner {
+    hard: HardState,
+    conf: ConfState,
+    /// Entries from index 1 on.
+    entries: VecDeque<Cached>,
+}
+
+impl Inner {
+    fn last(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn get(&self, index: u64) -> Option<&Cached> {
+        index.checked_sub(1).and_then(|i| self.entries.get(i as usize))
+    }
+}
+
+/// raft-rs's view of the log (shared with the replica that writes it).
+#[derive(Clone)]
+pub struct LogStorage(Rc<RefCell<Inner>>);
+
+impl Storage for LogStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let s = self.0.borrow();
+        Ok(RaftState::new(s.hard.clone(), s.conf.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let s = self.0.borrow();
+        if low < 1 {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > s.last() + 1 || low > high {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let mut out: Vec<Entry> = (low..high)
+            .map(|i| {
+                let c = s.get(i).expect("in range");
+                Entry { index: i, term: c.term, data: c.data.clone().into(), ..Default::default() }
+            })
+            .collect();
+        raft::util::limit_size(&mut out, max_size.into());
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == 0 {
+            return Ok(0);
+        }
+        self.0.borrow().get(idx).map(|c| c.term).ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.0.borrow().last())
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+    }
+}
+
+pub struct Replica {
+    raw: RawNode<LogStorage>,
+    store: LogStorage,
+    log: Log,
+    dir: PathBuf,
+    /// The largest batch timestamp in the log (a no-op's timestamp).
+    last_timestamp: i64,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Replica {
+    /// Opens replica `id` of the group `voters` on the log in `dir`,
+    /// rebuilding the entries from its batches.
+    pub async fn open(id: u64, voters: &[u64], dir: &Path, config: LogConfig) -> Result<Replica, String> {
+        let log = Log::open(dir, config).await.map_err(err)?;
+        if log.log_start_offset() != 0 {
+            return Err("a replicated log that does not start at offset 0 is not supported yet".into());
+        }
+        let mut entries = VecDeque::new();
+        let mut at = 0;
+        let mut last_timestamp = 0;
+        while let Some(slice) = log.read(at, 1 << 20).await.map_err(err)? {
+            let bytes = slice.read().await.map_err(err)?;
+            let mut pos = 0;
+            while pos + HEADER_LEN <= bytes.len() {
+                let h = BatchHeader::read(&bytes[pos..]);
+                if pos + h.size > bytes.len() {
+                    break;
+                }
+                let data = if h.is_control() { Vec::new() } else { bytes[pos..pos + h.size].to_vec() };
+                last_timestamp = last_timestamp.max(h.max_timestamp);
+                entries.push_back(Cached {
+                    term: h.leader_epoch.max(0) as u64,
+                    base: h.base_offset,
+                    end: h.last_offset() + 1,
+                    data,
+                    max_timestamp: last_timestamp,
+                });
+                at = h.last_offset() + 1;
+                pos += h.size;
+            }
+            if pos == 0 {
+                return Err(format!("{}: no whole batch at offset {at}", dir.display()));
+            }
+        }
+        let mut hard = read_hard_state(&dir.join(HARD_STATE))?.unwrap_or_default();
+        hard.commit = hard.commit.min(entries.len() as u64);
+        let conf = ConfState { voters: voters.to_vec(), ..Default::default() };
+        let applied = hard.commit;
+        let store = LogStorage(Rc::new(RefCell::new(Inner { hard, conf, entries })));
+        let cfg = Config {
+            id,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            applied,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Config::default()
+        };
+        cfg.validate().map_err(err)?;
+        let raw = RawNode::new(&cfg, store.clone(), &crate::logger::logger("partition")).map_err(err)?;
+        Ok(Replica { raw, store, log, dir: dir.to_path_buf(), last_timestamp })
+    }
+
+    /// Proposes a producer batch (only a leader takes it). Returns its
+    /// index; its offsets are known once it is in the leader's log.
+    pub fn propose(&mut self, batch: Vec<u8>) -> Result<u64, String> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Err("not the leader".into());
+        }
+        self.raw.propose(vec![], batch).map_err(err)?;
+        Ok(self.raw.raft.raft_log.last_index())
+    }
+
+    pub fn step(&mut self, m: Message) {
+        if let Err(e) = self.raw.step(m) {
+            tracing::debug!(%e, "raft: message not taken");
+        }
+    }
+
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|l| *l != 0)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// Where committed entries end: what consumers may read up to.
+    pub fn high_watermark(&self) -> i64 {
+        let s = self.store.0.borrow();
+        let commit = self.raw.raft.raft_log.committed.min(s.last());
+        s.get(commit).map_or(0, |c| c.end)
+    }
+
+    /// The offsets of entry `index`, once it is in this replica's log.
+    pub fn offsets_of(&self, index: u64) -> Option<(i64, i64)> {
+        self.store.0.borrow().get(index).map(|c| (c.base, c.end))
+    }
+
+    /// Runs the ready loop until nothing is pending: writes new entries to
+    /// the log (cutting a divergent tail first) and makes them durable,
+    /// then the hard state, and returns the messages to send.
+    pub async fn process(&mut self) -> Result<Vec<Message>, String> {
+        let mut out = Vec::new();
+        while self.raw.has_ready() {
+            let mut rd = self.raw.ready();
+            // A leader may send before it persists (raft thesis 10.2.1).
+            out.extend(rd.take_messages());
+            if !rd.snapshot().is_empty() {
+                return Err("snapshots are not supported yet".into());
+            }
+            if !rd.entries().is_empty() {
+                let entries = rd.entries().clone();
+                self.write(&entries).await?;
+            }
+            if let Some(hs) = rd.hs() {
+                self.store.0.borrow_mut().hard = hs.clone();
+                write_hard_state(&self.dir.join(HARD_STATE), hs).await?;
+            }
+            out.extend(rd.take_persisted_messages());
+            let mut light = self.raw.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                let hs = {
+                    let mut s = self.store.0.borrow_mut();
+                    s.hard.commit = commit;
+                    s.hard.clone()
+                };
+                write_hard_state(&self.dir.join(HARD_STATE), &hs).await?;
+            }
+            out.extend(light.take_messages());
+            self.raw.advance_apply();
+        }
+        Ok(out)
+    }
+
+    async fn write(&mut self, entries: &[Entry]) -> Result<(), String> {
+        let first = entries[0].index;
+        let cut = {
+            let s = self.store.0.borrow();
+            (first <= s.last()).then(|| s.get(first).expect("in range").base)
+        };
+        if let Some(at) = cut {
+            // A new leader's entries replace this replica's tail from here.
+            let end = self.log.truncate_to(at).await.map_err(err)?;
+            if end != at {
+                return Err(format!("truncating to {at} left the log ending at {end}"));
+            }
+            let mut s = self.store.0.borrow_mut();
+            s.entries.truncate((first - 1) as usize);
+            self.last_timestamp = s.entries.back().map_or(0, |c| c.max_timestamp);
+        }
+        for e in entries {
+            let control = e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty();
+            let mut bytes = if control { leader_change(e.term, self.last_timestamp) } else { e.data.to_vec() };
+            batch::set_base_offset(&mut bytes, self.log.log_end_offset());
+            batch::set_leader_epoch(&mut bytes, e.term.min(i32::MAX as u64) as i32);
+            let info = self.log.append_replica(bytes.clone()).await.map_err(err)?;
+            self.last_timestamp = self.last_timestamp.max(BatchHeader::read(&bytes).max_timestamp);
+            let data = if control { Vec::new() } else { bytes };
+            self.store.0.borrow_mut().entries.push_back(Cached {
+                term: e.term,
+                base: info.base_offset,
+                end: info.last_offset + 1,
+                data,
+                max_timestamp: self.last_timestamp,
+            });
+        }
+        // Durable before anyone is told (votes and acknowledgements follow).
+        self.log.flush().await.map_err(err)
+    }
+
+    pub async fn close(self) -> Result<(), String> {
+        self.log.close().await.map_err(err)
+    }
+}
+
+/// The control batch a new leader's no-op becomes: one record whose key is
+/// Kafka's control key (version 0, type LeaderChange) and whose value is a
+/// LeaderChangeMessage v0 naming no voters. Every replica writes the same
+/// bytes: its timestamp is the largest of the log before it.
+fn leader_change(term: u64, now: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&LEADER_CHANGE.to_be_bytes());
+    let mut value = Vec::with_capacity(14);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&(term.min(i32::MAX as u64) as i32).to_be_bytes());
+    value.extend_from_slice(&0i32.to_be_bytes());
+    value.extend_from_slice(&0i32.to_be_bytes());
+    let mut b = BatchBuilder::new(now);
+    b.push(now, Some(&key), Some(&value));
+    let mut bytes = b.build();
+    batch::set_control(&mut bytes);
+    bytes
+}
+
+/// `[u32 crc32c little-endian][HardState protobuf]`.
+fn read_hard_state(path: &Path) -> Result<Option<HardState>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if bytes.len() < 4 || bytes.len() > 4096 {
+        return Err(format!("{}: {} bytes", path.display(), bytes.len()));
+    }
+    let (crc, payload) = bytes.split_at(4);
+    if u32::from_le_bytes(crc.try_into().expect("4 bytes")) != crc32c::crc32c(payload) {
+        return Err(format!("{}: checksum mismatch", path.display()));
+    }
+    HardState::parse_from_bytes(payload).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn write_hard_state(path: &Path, hs: &HardState) -> Result<(), String> {
+    let payload = hs.write_to_bytes().map_err(err)?;
+    let mut bytes = crc32c::crc32c(&payload).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&payload);
+    sluice_storage::io::write_small(path, bytes).await.map_err(err)
+}

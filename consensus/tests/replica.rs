@@ -1,0 +1,234 @@
+//! Three replicas of one partition in one process (one glommio executor),
+//! messages passed in memory: their Raft logs are their segment logs, so
+//! after replication the three logs are the same bytes; a leader cut off
+//! keeps nothing it could not commit once it is back; a replica restarts
+//! from its log.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use sluice_consensus::replica::Replica;
+use sluice_consensus::Message;
+use sluice_storage::batch::{BatchBuilder, BatchHeader, HEADER_LEN};
+use sluice_storage::{Log, LogConfig};
+
+const VOTERS: [u64; 3] = [1, 2, 3];
+
+fn run<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound).io_memory(1 << 20).spawn(f).expect("executor").join().expect("joined")
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4 << 10,
+        index_interval_bytes: 256,
+        retention_ms: None,
+        segment_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+/// A producer batch of 3 records whose values start with `tag`, stamped
+/// from `ts` on.
+fn batch_at(tag: &str, ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    for i in 0..3 {
+        b.push(ts + i, Some(format!("k{i}").as_bytes()), Some(format!("{tag}-{i}").as_bytes()));
+    }
+    b.build()
+}
+
+fn batch(tag: &str) -> Vec<u8> {
+    batch_at(tag, 1_000)
+}
+
+/// The log's bytes from its start, and its batches' (base offset, leader epoch, control).
+async fn contents(log: &Log) -> (Vec<u8>, Vec<(i64, i32, bool)>) {
+    let (mut bytes, mut batches) = (Vec::new(), Vec::new());
+    let mut at = log.log_start_offset();
+    while let Some(slice) = log.read(at, 1 << 20).await.unwrap() {
+        let chunk = slice.read().await.unwrap();
+        let mut pos = 0;
+        while pos + HEADER_LEN <= chunk.len() {
+            let h = BatchHeader::read(&chunk[pos..]);
+            if pos + h.size > chunk.len() {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[pos..pos + h.size]);
+            batches.push((h.base_offset, h.leader_epoch, h.is_control()));
+            at = h.last_offset() + 1;
+            pos += h.size;
+        }
+    }
+    (bytes, batches)
+}
+
+fn holds(bytes: &[u8], tag: &str) -> bool {
+    bytes.windows(tag.len()).any(|w| w == tag.as_bytes())
+}
+
+struct Sim {
+    dirs: Vec<PathBuf>,
+    nodes: Vec<Option<Replica>>,
+    queue: Vec<Message>,
+    /// Replicas cut off from the others.
+    cut: HashSet<u64>,
+}
+
+impl Sim {
+    async fn new(root: &Path) -> Sim {
+        let dirs: Vec<PathBuf> = VOTERS.iter().map(|id| root.join(format!("r{id}"))).collect();
+        let mut nodes = Vec::new();
+        for (i, d) in dirs.iter().enumerate() {
+            nodes.push(Some(Replica::open(VOTERS[i], &VOTERS, d, config()).await.unwrap()));
+        }
+        Sim { dirs, nodes, queue: Vec::new(), cut: HashSet::new() }
+    }
+
+    /// One tick everywhere, then ready loops and deliveries until quiet.
+    async fn round(&mut self) {
+        for n in self.nodes.iter_mut().flatten() {
+            n.tick();
+        }
+        for _ in 0..20 {
+            for n in self.nodes.iter_mut().flatten() {
+                self.queue.extend(n.process().await.unwrap());
+            }
+            if self.queue.is_empty() {
+                break;
+            }
+            for m in std::mem::take(&mut self.queue) {
+                if self.cut.contains(&m.from) || self.cut.contains(&m.to) {
+                    continue;
+                }
+                if let Some(n) = self.nodes[(m.to - 1) as usize].as_mut() {
+                    n.step(m);
+                }
+            }
+        }
+    }
+
+    async fn until(&mut self, what: &str, done: impl Fn(&Sim) -> bool) {
+        for _ in 0..300 {
+            if done(self) {
+                return;
+            }
+            self.round().await;
+        }
+        panic!("not within 300 rounds: {what}");
+    }
+
+    fn leader_among(&self, ids: &[u64]) -> Option<usize> {
+        (0..3).find(|&i| ids.contains(&VOTERS[i]) && self.nodes[i].as_ref().is_some_and(|n| n.is_leader()))
+    }
+
+    fn hw(&self, i: usize) -> i64 {
+        self.nodes[i].as_ref().unwrap().high_watermark()
+    }
+}
+
+#[test]
+fn three_replicas_hold_the_same_log_and_a_cut_off_leader_loses_only_what_it_could_not_commit() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_path_buf();
+    run(move || async move {
+        let mut sim = Sim::new(&root_path).await;
+        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        for n in 0..10 {
+            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("first{n}"))).unwrap();
+        }
+        // The leader's no-op and ten batches of three: 31 offsets.
+        sim.until("all committed everywhere", |s| (0..3).all(|i| s.hw(i) == 31)).await;
+        let (bytes, batches) = contents(sim.nodes[0].as_ref().unwrap().log()).await;
+        for i in 1..3 {
+            assert_eq!(
+                contents(sim.nodes[i].as_ref().unwrap().log()).await.0,
+                bytes,
+                "replica {} has other bytes",
+                i + 1
+            );
+        }
+        assert!(batches[0].2, "the leader's no-op is a control batch");
+        assert_eq!(batches.len(), 11);
+        assert!(
+            batches.iter().all(|b| b.1 as u64 == batches[0].1 as u64 && b.1 >= 1),
+            "the term is the epoch: {batches:?}"
+        );
+        assert_eq!(batches.iter().map(|b| b.0).collect::<Vec<_>>(), [0, 1, 4, 7, 10, 13, 16, 19, 22, 25, 28]);
+
+        // Cut the leader off; what it takes now it cannot commit.
+        let old = VOTERS[l];
+        sim.cut.insert(old);
+        for n in 0..3 {
+            // Later timestamps than anything committed: a no-op written
+            // after the cut must not carry them.
+            sim.nodes[l].as_mut().unwrap().propose(batch_at(&format!("lost{n}"), 9_000_000)).unwrap();
+        }
+        let others: Vec<u64> = VOTERS.iter().copied().filter(|id| *id != old).collect();
+        sim.until("a new leader among the others", |s| s.leader_among(&others).is_some()).await;
+        let nl = sim.leader_among(&others).unwrap();
+        for n in 0..3 {
+            sim.nodes[nl].as_mut().unwrap().propose(batch(&format!("second{n}"))).unwrap();
+        }
+        let ids: Vec<usize> = others.iter().map(|id| (*id - 1) as usize).collect();
+        // 31 + a no-op + three batches of three.
+        sim.until("the others commit", |s| ids.iter().all(|&i| s.hw(i) == 41)).await;
+        assert_eq!(sim.hw(l), 31, "the cut-off leader committed nothing more");
+        assert!(holds(&contents(sim.nodes[l].as_ref().unwrap().log()).await.0, "lost0"));
+
+        // Back: its tail is cut and replaced by the new leader's.
+        sim.cut.clear();
+        sim.until("all equal again", |s| (0..3).all(|i| s.hw(i) == 41)).await;
+        let (bytes, batches) = contents(sim.nodes[nl].as_ref().unwrap().log()).await;
+        for i in 0..3 {
+            let (b, _) = contents(sim.nodes[i].as_ref().unwrap().log()).await;
+            assert_eq!(b, bytes, "replica {} differs", i + 1);
+            assert!(!holds(&b, "lost"), "replica {} kept an uncommitted batch", i + 1);
+            assert!(holds(&b, "second2"));
+        }
+        let epochs: Vec<i32> = batches.iter().map(|b| b.1).collect();
+        assert!(epochs.windows(2).all(|w| w[0] <= w[1]) && epochs[0] < epochs[epochs.len() - 1], "{epochs:?}");
+        let old_log = sim.nodes[l].as_ref().unwrap().log();
+        assert_eq!(old_log.epochs().entries().len(), 2, "{:?}", old_log.epochs().entries());
+
+        // A follower restarts from its log and hard state, and catches up.
+        let f = (0..3).find(|&i| i != nl).unwrap();
+        sim.nodes[f].take().unwrap().close().await.unwrap();
+        sim.nodes[f] = Some(Replica::open(VOTERS[f], &VOTERS, &sim.dirs[f], config()).await.unwrap());
+        assert_eq!(contents(sim.nodes[f].as_ref().unwrap().log()).await.0, bytes, "the log is as it was");
+        let leader = sim.leader_among(&VOTERS).unwrap();
+        sim.nodes[leader].as_mut().unwrap().propose(batch("third")).unwrap();
+        sim.until("the restarted replica has the new batch", |s| (0..3).all(|i| s.hw(i) == 44)).await;
+        let (b, _) = contents(sim.nodes[f].as_ref().unwrap().log()).await;
+        assert!(holds(&b, "third-2"));
+
+        // Leaders change twice more (each writes its no-op); the logs stay
+        // the same bytes, whoever writes.
+        for _ in 0..2 {
+            let leader = sim.leader_among(&VOTERS).unwrap();
+            let before = sim.hw(leader);
+            sim.cut.insert(VOTERS[leader]);
+            let others: Vec<u64> = VOTERS.iter().copied().filter(|id| *id != VOTERS[leader]).collect();
+            sim.until("another leader", |s| s.leader_among(&others).is_some()).await;
+            sim.cut.clear();
+            sim.until("all caught up past the new no-op", |s| {
+                let h = s.hw(0);
+                h > before && (0..3).all(|i| s.hw(i) == h)
+            })
+            .await;
+        }
+        let (bytes, batches) = contents(sim.nodes[0].as_ref().unwrap().log()).await;
+        for i in 1..3 {
+            assert_eq!(contents(sim.nodes[i].as_ref().unwrap().log()).await.0, bytes, "replica {} differs", i + 1);
+        }
+        assert!(batches.iter().filter(|b| b.2).count() >= 4, "a no-op per leader: {batches:?}");
+    });
+}
