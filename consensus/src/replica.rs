@@ -7,10 +7,14 @@
 //! up to there (Raft's log matching), so the leader proposes a batch as the
 //! producer sent it.
 //!
-//! Step 1 of the plan: raft-rs reads entries from an in-memory copy of the
-//! whole log; later steps bound that window and read older entries from the
-//! segments asynchronously, and give followers behind the log start a
-//! snapshot. Runs on one glommio executor (the partition's shard).
+//! raft-rs reads entries from memory while they are recent (the last
+//! `window` entries keep their bytes) and from the segment files otherwise:
+//! `entries` then answers LogTemporarilyUnavailable, the replica reads the
+//! range with io_uring and hands it back with `on_entries_fetched`, so the
+//! shard never blocks on a read. Each entry's term and offsets stay in
+//! memory. Not yet: a log whose start moved (retention), snapshots for
+//! followers behind it. Runs on one glommio executor (the partition's
+//! shard).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -33,8 +37,9 @@ struct Cached {
     /// Offset of its first record, and one past its last.
     base: i64,
     end: i64,
-    /// The batch; empty for a leader's no-op (a control batch in the log).
-    data: Vec<u8>,
+    /// The batch (empty for a leader's no-op, a control batch in the log);
+    /// `None` once it left the window: read it from the log.
+    data: Option<Vec<u8>>,
     /// The largest batch timestamp up to and including this entry.
     max_timestamp: i64,
 }
@@ -44,6 +49,10 @@ struct Inner {
     conf: ConfState,
     /// Entries from index 1 on.
     entries: VecDeque<Cached>,
+    /// Ranges raft-rs asked for that are not in memory: (low, high, context).
+    wanted: Vec<(u64, u64, GetEntriesContext)>,
+    /// Batches read back from the log for those, by index, until used.
+    fetched: std::collections::HashMap<u64, Vec<u8>>,
 }
 
 impl Inner {
@@ -71,22 +80,39 @@ impl Storage for LogStorage {
         low: u64,
         high: u64,
         max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
+        context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        let s = self.0.borrow();
+        let mut s = self.0.borrow_mut();
         if low < 1 {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         if high > s.last() + 1 || low > high {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let mut out: Vec<Entry> = (low..high)
-            .map(|i| {
-                let c = s.get(i).expect("in range");
-                Entry { index: i, term: c.term, data: c.data.clone().into(), ..Default::default() }
-            })
-            .collect();
-        raft::util::limit_size(&mut out, max_size.into());
+        let max_size = max_size.into();
+        let mut out = Vec::new();
+        let mut size = 0u64;
+        for i in low..high {
+            let c = s.get(i).expect("in range");
+            let data = match c.data.as_ref().or_else(|| s.fetched.get(&i)) {
+                Some(d) => d.clone(),
+                None if out.is_empty() && context.can_async() => {
+                    if !s.wanted.iter().any(|w| w.0 == low) {
+                        s.wanted.push((low, high, context));
+                    }
+                    return Err(raft::Error::Store(StorageError::LogTemporarilyUnavailable));
+                }
+                // What is in memory now; the rest comes with the next send.
+                None if !out.is_empty() => break,
+                None => return Err(raft::Error::Store(StorageError::Unavailable)),
+            };
+            size += data.len() as u64;
+            out.push(Entry { index: i, term: c.term, data: data.into(), ..Default::default() });
+            if max_size.is_some_and(|m| size > m) {
+                break;
+            }
+        }
+        raft::util::limit_size(&mut out, max_size);
         Ok(out)
     }
 
@@ -117,6 +143,8 @@ pub struct Replica {
     dir: PathBuf,
     /// The largest batch timestamp in the log (a no-op's timestamp).
     last_timestamp: i64,
+    /// How many of the newest entries keep their bytes in memory.
+    window: usize,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -126,7 +154,13 @@ fn err(e: impl std::fmt::Display) -> String {
 impl Replica {
     /// Opens replica `id` of the group `voters` on the log in `dir`,
     /// rebuilding the entries from its batches.
-    pub async fn open(id: u64, voters: &[u64], dir: &Path, config: LogConfig) -> Result<Replica, String> {
+    pub async fn open(
+        id: u64,
+        voters: &[u64],
+        dir: &Path,
+        config: LogConfig,
+        window: usize,
+    ) -> Result<Replica, String> {
         let log = Log::open(dir, config).await.map_err(err)?;
         if log.log_start_offset() != 0 {
             return Err("a replicated log that does not start at offset 0 is not supported yet".into());
@@ -148,7 +182,7 @@ impl Replica {
                     term: h.leader_epoch.max(0) as u64,
                     base: h.base_offset,
                     end: h.last_offset() + 1,
-                    data,
+                    data: Some(data),
                     max_timestamp: last_timestamp,
                 });
                 at = h.last_offset() + 1;
@@ -160,9 +194,20 @@ impl Replica {
         }
         let mut hard = read_hard_state(&dir.join(HARD_STATE))?.unwrap_or_default();
         hard.commit = hard.commit.min(entries.len() as u64);
+        // Only the window and what is not committed yet stay in memory.
+        let keep_from = (entries.len().saturating_sub(window.max(1)) as u64).min(hard.commit);
+        for c in entries.iter_mut().take(keep_from as usize) {
+            c.data = None;
+        }
         let conf = ConfState { voters: voters.to_vec(), ..Default::default() };
         let applied = hard.commit;
-        let store = LogStorage(Rc::new(RefCell::new(Inner { hard, conf, entries })));
+        let store = LogStorage(Rc::new(RefCell::new(Inner {
+            hard,
+            conf,
+            entries,
+            wanted: Vec::new(),
+            fetched: Default::default(),
+        })));
         let cfg = Config {
             id,
             election_tick: 10,
@@ -176,7 +221,7 @@ impl Replica {
         };
         cfg.validate().map_err(err)?;
         let raw = RawNode::new(&cfg, store.clone(), &crate::logger::logger("partition")).map_err(err)?;
-        Ok(Replica { raw, store, log, dir: dir.to_path_buf(), last_timestamp })
+        Ok(Replica { raw, store, log, dir: dir.to_path_buf(), last_timestamp, window: window.max(1) })
     }
 
     /// Proposes a producer batch (only a leader takes it). Returns its
@@ -236,7 +281,11 @@ impl Replica {
     /// then the hard state, and returns the messages to send.
     pub async fn process(&mut self) -> Result<Vec<Message>, String> {
         let mut out = Vec::new();
-        while self.raw.has_ready() {
+        loop {
+            self.fetch_wanted().await?;
+            if !self.raw.has_ready() {
+                break;
+            }
             let mut rd = self.raw.ready();
             // A leader may send before it persists (raft thesis 10.2.1).
             out.extend(rd.take_messages());
@@ -264,7 +313,63 @@ impl Replica {
             out.extend(light.take_messages());
             self.raw.advance_apply();
         }
+        self.trim_window();
         Ok(out)
+    }
+
+    /// Reads from the log what raft-rs asked for and had to wait for, and
+    /// tells it so (it sends the appends it held back).
+    async fn fetch_wanted(&mut self) -> Result<(), String> {
+        let wanted = std::mem::take(&mut self.store.0.borrow_mut().wanted);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        self.store.0.borrow_mut().fetched.clear();
+        for (low, high, context) in wanted {
+            let first = self.store.0.borrow().get(low).map(|c| c.base);
+            let Some(mut at) = first else { continue };
+            let mut index = low;
+            // Up to a message's worth: raft-rs asks again for the rest.
+            let mut budget: usize = 1 << 20;
+            'read: while index < high && budget > 0 {
+                let Some(slice) = self.log.read(at, budget.max(HEADER_LEN)).await.map_err(err)? else { break };
+                let bytes = slice.read().await.map_err(err)?;
+                let mut pos = 0;
+                while pos + HEADER_LEN <= bytes.len() && index < high {
+                    let h = BatchHeader::read(&bytes[pos..]);
+                    if pos + h.size > bytes.len() {
+                        break;
+                    }
+                    let data = if h.is_control() { Vec::new() } else { bytes[pos..pos + h.size].to_vec() };
+                    budget = budget.saturating_sub(h.size);
+                    self.store.0.borrow_mut().fetched.insert(index, data);
+                    index += 1;
+                    at = h.last_offset() + 1;
+                    pos += h.size;
+                }
+                if pos == 0 {
+                    break 'read;
+                }
+            }
+            self.raw.on_entries_fetched(context);
+        }
+        Ok(())
+    }
+
+    /// Drops the bytes of entries that left the window; never of entries
+    /// not yet applied (raft-rs reads those without waiting).
+    fn trim_window(&mut self) {
+        let applied = self.raw.raft.raft_log.applied;
+        let mut s = self.store.0.borrow_mut();
+        let keep_from = (s.last() as usize).saturating_sub(self.window) as u64;
+        let upto = keep_from.min(applied);
+        for i in (1..=upto).rev() {
+            match s.entries.get_mut((i - 1) as usize) {
+                Some(c) if c.data.is_some() => c.data = None,
+                _ => break,
+            }
+        }
+        s.fetched.clear();
     }
 
     async fn write(&mut self, entries: &[Entry]) -> Result<(), String> {
@@ -290,7 +395,7 @@ impl Replica {
             batch::set_leader_epoch(&mut bytes, e.term.min(i32::MAX as u64) as i32);
             let info = self.log.append_replica(bytes.clone()).await.map_err(err)?;
             self.last_timestamp = self.last_timestamp.max(BatchHeader::read(&bytes).max_timestamp);
-            let data = if control { Vec::new() } else { bytes };
+            let data = Some(if control { Vec::new() } else { bytes });
             self.store.0.borrow_mut().entries.push_back(Cached {
                 term: e.term,
                 base: info.base_offset,

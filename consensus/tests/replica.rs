@@ -15,6 +15,9 @@ use sluice_storage::batch::{BatchBuilder, BatchHeader, HEADER_LEN};
 use sluice_storage::{Log, LogConfig};
 
 const VOTERS: [u64; 3] = [1, 2, 3];
+/// Entries whose bytes stay in memory: small, so that a follower that is
+/// behind gets the older ones read back from the leader's segments.
+const WINDOW: usize = 2;
 
 fn run<F, Fut, T>(f: F) -> T
 where
@@ -27,7 +30,7 @@ where
 
 fn config() -> LogConfig {
     LogConfig {
-        segment_bytes: 4 << 10,
+        segment_bytes: 1 << 10,
         index_interval_bytes: 256,
         retention_ms: None,
         segment_ms: None,
@@ -87,7 +90,7 @@ impl Sim {
         let dirs: Vec<PathBuf> = VOTERS.iter().map(|id| root.join(format!("r{id}"))).collect();
         let mut nodes = Vec::new();
         for (i, d) in dirs.iter().enumerate() {
-            nodes.push(Some(Replica::open(VOTERS[i], &VOTERS, d, config()).await.unwrap()));
+            nodes.push(Some(Replica::open(VOTERS[i], &VOTERS, d, config(), WINDOW).await.unwrap()));
         }
         Sim { dirs, nodes, queue: Vec::new(), cut: HashSet::new() }
     }
@@ -202,7 +205,7 @@ fn three_replicas_hold_the_same_log_and_a_cut_off_leader_loses_only_what_it_coul
         // A follower restarts from its log and hard state, and catches up.
         let f = (0..3).find(|&i| i != nl).unwrap();
         sim.nodes[f].take().unwrap().close().await.unwrap();
-        sim.nodes[f] = Some(Replica::open(VOTERS[f], &VOTERS, &sim.dirs[f], config()).await.unwrap());
+        sim.nodes[f] = Some(Replica::open(VOTERS[f], &VOTERS, &sim.dirs[f], config(), WINDOW).await.unwrap());
         assert_eq!(contents(sim.nodes[f].as_ref().unwrap().log()).await.0, bytes, "the log is as it was");
         let leader = sim.leader_among(&VOTERS).unwrap();
         sim.nodes[leader].as_mut().unwrap().propose(batch("third")).unwrap();
@@ -230,5 +233,32 @@ fn three_replicas_hold_the_same_log_and_a_cut_off_leader_loses_only_what_it_coul
             assert_eq!(contents(sim.nodes[i].as_ref().unwrap().log()).await.0, bytes, "replica {} differs", i + 1);
         }
         assert!(batches.iter().filter(|b| b.2).count() >= 4, "a no-op per leader: {batches:?}");
+    });
+}
+
+/// A replica down while the others take 40 batches (over several segment
+/// rolls) catches up after its restart from what the leader reads back from
+/// its segment files, to the same bytes.
+#[test]
+fn a_replica_far_behind_catches_up_from_the_leaders_segments() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_path_buf();
+    run(move || async move {
+        let mut sim = Sim::new(&root_path).await;
+        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        let down = (l + 1) % 3;
+        sim.nodes[down].take().unwrap().close().await.unwrap();
+        for n in 0..40 {
+            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
+            sim.round().await;
+        }
+        let up: Vec<usize> = (0..3).filter(|&i| i != down).collect();
+        sim.until("the two commit", |s| up.iter().all(|&i| s.hw(i) == 121)).await;
+        assert!(sim.nodes[l].as_ref().unwrap().log().segment_count() > 2);
+        sim.nodes[down] = Some(Replica::open(VOTERS[down], &VOTERS, &sim.dirs[down], config(), WINDOW).await.unwrap());
+        sim.until("the third catches up", |s| s.hw(down) == 121).await;
+        let (bytes, _) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        assert_eq!(contents(sim.nodes[down].as_ref().unwrap().log()).await.0, bytes);
     });
 }
