@@ -16,6 +16,8 @@ use sluice_storage::{AppendInfo, BatchError, CleanOutcome, CleanPlan, FileSlice,
 use crate::shard;
 use crate::topics::{TopicMeta, TopicPartition};
 
+mod replicated;
+
 /// What a produce to one partition came to.
 #[derive(Clone, Copy, Debug)]
 pub struct ProduceOutcome {
@@ -88,10 +90,14 @@ enum Cmd {
         delete: bool,
         reply: flume::Sender<()>,
     },
+    /// A message for the partition's Raft group (replicated partitions).
+    Raft(sluice_consensus::Message),
 }
 
 pub struct Partition {
-    pub leader_epoch: i32,
+    /// The epoch of this broker's leadership (the Raft term for a
+    /// replicated partition, moved by its task).
+    pub leader_epoch: Cell<i32>,
     tx: flume::Sender<Cmd>,
     pub offsets: Rc<Offsets>,
     /// Fetches waiting for data (long poll), woken by every append.
@@ -118,6 +124,9 @@ fn gone() -> PartitionError {
 impl Partition {
     pub async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Partition>, String> {
         let shard = shard::current();
+        if shard.config.quorum.is_some() && meta.partitions[tp.partition as usize].replicas.len() > 1 {
+            return replicated::open(tp, meta).await;
+        }
         let config = shard.config.log_config(&meta.configs);
         let dir = tp.dir(&shard.config.data_dir);
         let mut log = Log::open(&dir, config).await.map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -130,7 +139,12 @@ impl Partition {
         let offsets = Rc::new(Offsets::default());
         offsets.update(&log);
         let (tx, rx) = flume::unbounded();
-        let p = Rc::new(Partition { leader_epoch, tx: tx.clone(), offsets, waiters: RefCell::new(Vec::new()) });
+        let p = Rc::new(Partition {
+            leader_epoch: Cell::new(leader_epoch),
+            tx: tx.clone(),
+            offsets,
+            waiters: RefCell::new(Vec::new()),
+        });
         let tick = flush_tick(&log)
             .unwrap_or(Duration::MAX)
             .min(shard.config.retention_check_interval)
@@ -194,6 +208,11 @@ impl Partition {
         let (reply, rx) = flume::bounded(1);
         self.tx.send(Cmd::DeleteRecords { before, reply }).map_err(|_| gone())?;
         rx.recv_async().await.map_err(|_| gone())?
+    }
+
+    /// Hands a message from another replica to the partition's Raft group.
+    pub fn raft_message(&self, msg: sluice_consensus::Message) {
+        let _ = self.tx.send(Cmd::Raft(msg));
     }
 
     pub async fn close(&self, delete: bool) {
@@ -349,6 +368,7 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
             Cmd::EpochEnd { epoch, reply } => {
                 let _ = reply.send(log.epochs().end_offset_for(epoch, log.log_end_offset()));
             }
+            Cmd::Raft(_) => {}
             Cmd::Close { delete, reply } => {
                 if let Some(abort) = cleaning.take() {
                     abort.set(true);

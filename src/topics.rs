@@ -42,6 +42,12 @@ pub struct PartitionMeta {
     /// The brokers that hold it, the preferred leader first.
     #[serde(default)]
     pub replicas: Vec<i32>,
+    /// With more than one replica: the leader and ISR its leader last
+    /// reported (None: none elected yet).
+    #[serde(default)]
+    pub leader: Option<i32>,
+    #[serde(default)]
+    pub isr: Vec<i32>,
 }
 
 /// Where a partition is served from, seen from this broker.
@@ -147,7 +153,13 @@ impl TopicTable {
             name: OFFSETS_TOPIC.to_string(),
             id: uuid::Uuid::new_v4(),
             partitions: (0..partitions.max(1) as usize)
-                .map(|i| PartitionMeta { shard: Some(i % shards.max(1)), leader_epoch: 0, replicas: vec![node] })
+                .map(|i| PartitionMeta {
+                    shard: Some(i % shards.max(1)),
+                    leader_epoch: 0,
+                    replicas: vec![node],
+                    leader: None,
+                    isr: vec![],
+                })
                 .collect(),
             replication_factor: 1,
             configs: offsets_topic_configs(segment_bytes),
@@ -300,7 +312,13 @@ pub async fn create_topics(topics: Vec<NewTopic>, validate_only: bool) -> Vec<To
                 id: uuid::Uuid::new_v4(),
                 partitions: shards
                     .into_iter()
-                    .map(|shard| PartitionMeta { shard: Some(shard), leader_epoch: 0, replicas: vec![config.node_id] })
+                    .map(|shard| PartitionMeta {
+                        shard: Some(shard),
+                        leader_epoch: 0,
+                        replicas: vec![config.node_id],
+                        leader: None,
+                        isr: vec![],
+                    })
                     .collect(),
                 replication_factor: rf,
                 configs: t.configs,
@@ -382,13 +400,7 @@ pub fn check_new_topic<'a>(
             format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."),
         ));
     }
-    if rf > 1 {
-        // Said plainly rather than accepting replicas that would hold nothing.
-        return Err((
-            ResponseError::InvalidReplicationFactor,
-            format!("Replication factor {rf} is not supported yet: partitions are not replicated between brokers."),
-        ));
-    }
+
     for (k, v) in &t.configs {
         validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e))?;
     }
@@ -475,6 +487,8 @@ pub async fn create_partitions(
                 shard: Some(shard),
                 leader_epoch: 0,
                 replicas: vec![node],
+                leader: None,
+                isr: vec![],
             }));
             let meta = Arc::new(meta);
             table.topics.insert(name, meta.clone());

@@ -492,3 +492,72 @@ fn min_insync_replicas_is_at_most_the_replication_factor() {
         assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "acks={acks}: {resp:?}");
     }
 }
+
+/// The seed tutorial's replicated topic: `kafka-topics --create
+/// --partitions 3 --replication-factor 3` through one node, described
+/// through another with three replicas and a full ISR, the console producer
+/// (`acks=all`) on a third, every record read back from the beginning
+/// through the first (kcat). Then kill -9 of partition 0's leader: another replica leads it,
+/// writes go on, every acknowledged record is read back exactly once, and
+/// the returning broker is back in every ISR.
+#[test]
+fn replicated_topics_survive_the_loss_of_a_leader() {
+    let mut c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("replicated");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "3", "--replication-factor", "3"]);
+    let full = |p: &[(String, String, String)]| {
+        p.len() == 3 && p.iter().all(|(l, r, i)| l != "none" && r.split(',').count() == 3 && i.split(',').count() == 3)
+    };
+    let placed = poll(100, || placement(&boot[1], &topic), |p| full(p));
+    assert!(full(&placed), "three replicas, all in sync: {placed:?}");
+
+    let produce = |b: &str, from: usize, to: usize| {
+        let input: String = (from..to).map(|i| format!("k{i}:v{i}\n")).collect();
+        let args = [
+            "--bootstrap-server",
+            b,
+            "--topic",
+            &topic,
+            "--reader-property",
+            "parse.key=true",
+            "--reader-property",
+            "key.separator=:",
+            "--command-property",
+            "acks=all",
+        ];
+        kafka_tool_ok(CONSOLE_PRODUCER, &args, Some(input.as_bytes()));
+    };
+    // kcat reads every partition to its end without a group: the group
+    // coordinator's partition of __consumer_offsets has one replica on
+    // either broker, and may be on the one killed.
+    let consume = |b: &str, n: usize| -> Vec<String> {
+        let out = kcat(&["-C", "-b", b, "-t", &topic, "-o", "beginning", "-e", "-q"], b"");
+        assert!(out.status.success(), "kcat -C against {b}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        got.sort();
+        assert_eq!(got.len(), n, "{n} records through {b}");
+        got
+    };
+    let want = |n: usize| -> Vec<String> {
+        let mut w: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+        w.sort();
+        w
+    };
+    produce(&boot[2], 0, 300);
+    assert_eq!(consume(&boot[0], 300), want(300), "every record once, through another node");
+
+    let old: usize = placed[0].0.parse().unwrap();
+    c.nodes[old - 1].kill9();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != old - 1).collect();
+    let moved = poll(150, || placement(&boot[alive[0]], &topic), |p| p[0].0 != "none" && p[0].0 != old.to_string());
+    assert!(moved[0].0 != "none" && moved[0].0 != old.to_string(), "partition 0 led by another replica: {moved:?}");
+    produce(&boot[alive[1]], 300, 400);
+    assert_eq!(consume(&boot[alive[0]], 400), want(400), "every acknowledged record once after the failover");
+
+    c.nodes[old - 1].restart();
+    let back = poll(150, || placement(&boot[alive[1]], &topic), |p| full(p));
+    assert!(full(&back), "the returning broker is back in every ISR: {back:?}");
+    assert_eq!(consume(&boot[old - 1], 400), want(400), "and it serves them too");
+}

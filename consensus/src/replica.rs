@@ -145,6 +145,8 @@ pub struct Replica {
     last_timestamp: i64,
     /// How many of the newest entries keep their bytes in memory.
     window: usize,
+    /// While leading: when each follower last had the leader's whole log.
+    caught_up: std::collections::HashMap<u64, std::time::Instant>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -221,7 +223,15 @@ impl Replica {
         };
         cfg.validate().map_err(err)?;
         let raw = RawNode::new(&cfg, store.clone(), &crate::logger::logger("partition")).map_err(err)?;
-        Ok(Replica { raw, store, log, dir: dir.to_path_buf(), last_timestamp, window: window.max(1) })
+        Ok(Replica {
+            raw,
+            store,
+            log,
+            dir: dir.to_path_buf(),
+            last_timestamp,
+            window: window.max(1),
+            caught_up: Default::default(),
+        })
     }
 
     /// Proposes a producer batch (only a leader takes it). Returns its
@@ -314,6 +324,7 @@ impl Replica {
             self.raw.advance_apply();
         }
         self.trim_window();
+        self.note_caught_up();
         Ok(out)
     }
 
@@ -410,6 +421,46 @@ impl Replica {
 
     pub async fn close(self) -> Result<(), String> {
         self.log.close().await.map_err(err)
+    }
+
+    /// Deletes the replica's log and Raft state (its directory).
+    pub async fn delete(self) -> Result<(), String> {
+        self.log.delete().await.map_err(err)
+    }
+
+    /// While leading: the ISR as Kafka defines it, this replica and those
+    /// whose log reached the leader's end within `lag` (Kafka's
+    /// `replica.lag.time.max.ms`).
+    pub fn in_sync(&self, lag: std::time::Duration) -> Vec<u64> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let me = self.raw.raft.id;
+        let mut ids: Vec<u64> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id == me || self.caught_up.get(id).is_some_and(|t| t.elapsed() < lag))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Notes which followers have everything the leader has, now.
+    fn note_caught_up(&mut self) {
+        if !self.is_leader() {
+            self.caught_up.clear();
+            return;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let now = std::time::Instant::now();
+        for (id, pr) in self.raw.raft.prs().iter() {
+            if pr.matched >= last {
+                self.caught_up.insert(*id, now);
+            }
+        }
     }
 }
 

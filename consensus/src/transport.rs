@@ -27,11 +27,18 @@ const QUEUE: usize = 4096;
 const MAX_INBOUND: usize = 64;
 const KIND_RAFT: u8 = 0;
 const KIND_APP: u8 = 1;
+const KIND_GROUP: u8 = 2;
+
+/// Names one of many Raft groups sharing the connections (a partition:
+/// its topic id and index).
+pub type GroupId = [u8; 20];
 
 pub enum Frame {
     Raft(Message),
     /// Bytes the group's owner defines (forwarded proposals, heartbeats).
     App(Vec<u8>),
+    /// A message of another Raft group than the connection owner's.
+    Group(GroupId, Message),
 }
 
 pub struct Inbound {
@@ -154,6 +161,19 @@ fn read_loop(stream: TcpStream, inbound: &Sink) -> io::Result<()> {
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
             },
             KIND_APP => Frame::App(buf[1..].to_vec()),
+            KIND_GROUP if buf.len() > 21 => {
+                let group: GroupId = buf[1..21].try_into().expect("20 bytes");
+                match Message::parse_from_bytes(&buf[21..]) {
+                    Ok(m) if m.from == from => Frame::Group(group, m),
+                    Ok(m) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("raft message from {} on the connection of {from}", m.from),
+                        ))
+                    }
+                    Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+                }
+            }
             k => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("raft frame kind {k}"))),
         };
         if !inbound(Inbound { from, frame }) {
@@ -166,6 +186,11 @@ fn encode(frame: &Frame, out: &mut Vec<u8>) -> io::Result<()> {
     let (kind, payload) = match frame {
         Frame::Raft(m) => (KIND_RAFT, m.write_to_bytes().map_err(|e| io::Error::other(e.to_string()))?),
         Frame::App(b) => (KIND_APP, b.clone()),
+        Frame::Group(g, m) => {
+            let mut p = g.to_vec();
+            p.extend_from_slice(&m.write_to_bytes().map_err(|e| io::Error::other(e.to_string()))?);
+            (KIND_GROUP, p)
+        }
     };
     if payload.len() + 1 > MAX_FRAME {
         return Err(io::Error::other(format!("raft frame of {} bytes is over the limit", payload.len())));

@@ -41,6 +41,16 @@ pub enum AdminRequest {
     AllocateProducerIds {
         broker: i32,
     },
+    /// A replicated partition's leader reports itself, its epoch and ISR
+    /// (Kafka's AlterPartition).
+    PartitionState {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        leader: i32,
+        epoch: i32,
+        isr: Vec<i32>,
+    },
 }
 
 /// Kafka's producer-id block size.
@@ -51,7 +61,12 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Outcome {
     Topic(TopicOutcome),
-    ProducerIds { start: i64, len: i64 },
+    ProducerIds {
+        start: i64,
+        len: i64,
+    },
+    /// Taken (a partition state report).
+    Done,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,6 +87,7 @@ pub enum Check {
     Exists { name: String, id: uuid::Uuid, partitions: usize, configs: BTreeMap<String, String> },
     Gone { name: String, id: uuid::Uuid },
     Block { broker: i32, start: i64 },
+    State { name: String, partition: i32, state: super::image::PartitionState },
 }
 
 impl Check {
@@ -83,6 +99,9 @@ impl Check {
                 .is_some_and(|t| t.id == *id && t.partitions.len() >= *partitions && t.configs == *configs),
             Check::Gone { name, id } => image.topics.get(name).is_none_or(|t| t.id != *id),
             Check::Block { broker, start } => image.producer_id_blocks.get(broker) == Some(start),
+            Check::State { name, partition, state } => {
+                image.topics.get(name).and_then(|t| t.states.get(partition)) == Some(state)
+            }
         }
     }
 
@@ -214,6 +233,23 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest, pid
                 Ok(Outcome::ProducerIds { start, len: PRODUCER_ID_BLOCK }),
                 Some(Check::Block { broker, start }),
             ));
+        }
+        AdminRequest::PartitionState { name, id, partition, leader, epoch, isr } => {
+            let current = image.topics.get(&name).filter(|t| t.id == id);
+            match current {
+                Some(t) if (0..t.partitions.len() as i32).contains(&partition) => {
+                    let state = super::image::PartitionState { leader, epoch, isr: isr.clone() };
+                    if t.states.get(&partition).is_some_and(|s| s.epoch > epoch) {
+                        items.push(err((ResponseError::FencedLeaderEpoch, format!("epoch {epoch} is stale"))));
+                    } else if t.states.get(&partition) == Some(&state) {
+                        items.push((Ok(Outcome::Done), None));
+                    } else {
+                        records.push(Record::PartitionState { name: name.clone(), id, partition, leader, epoch, isr });
+                        items.push((Ok(Outcome::Done), Some(Check::State { name, partition, state })));
+                    }
+                }
+                _ => items.push(err((ResponseError::UnknownTopicOrPartition, format!("{name}-{partition}")))),
+            }
         }
         AdminRequest::EnsureOffsetsTopic => {
             if !image.topics.contains_key(OFFSETS_TOPIC) && !brokers.is_empty() {
@@ -384,7 +420,7 @@ fn all_failed<T>(n: usize, e: (ResponseError, String)) -> Vec<Result<T, (Respons
 fn topics_of(results: &[AdminResult]) -> impl Iterator<Item = &TopicOutcome> {
     results.iter().flatten().filter_map(|o| match o {
         Outcome::Topic(t) => Some(t),
-        Outcome::ProducerIds { .. } => None,
+        Outcome::ProducerIds { .. } | Outcome::Done => None,
     })
 }
 
@@ -392,7 +428,9 @@ fn topics_of(results: &[AdminResult]) -> impl Iterator<Item = &TopicOutcome> {
 fn topic_result(r: AdminResult) -> TopicResult {
     match r {
         Ok(Outcome::Topic(o)) => Ok(meta_of(&o)),
-        Ok(Outcome::ProducerIds { .. }) => Err((ResponseError::UnknownServerError, "not a topic".into())),
+        Ok(Outcome::ProducerIds { .. } | Outcome::Done) => {
+            Err((ResponseError::UnknownServerError, "not a topic".into()))
+        }
         Err(e) => Err(to_error(e)),
     }
 }
@@ -404,7 +442,7 @@ fn meta_of(o: &TopicOutcome) -> Arc<TopicMeta> {
             name: o.name.clone(),
             id: o.id,
             partitions: (0..o.partitions)
-                .map(|_| PartitionMeta { shard: None, leader_epoch: 0, replicas: vec![] })
+                .map(|_| PartitionMeta { shard: None, leader_epoch: 0, replicas: vec![], leader: None, isr: vec![] })
                 .collect(),
             replication_factor: o.replication_factor,
             configs: o.configs.clone(),
@@ -487,6 +525,23 @@ pub async fn alter_configs(
         until_visible(|t| set.iter().all(|(name, c)| t.get(name).is_none_or(|m| m.configs == *c))).await;
     }
     results.into_iter().map(|r| topic_result(r).map(|_| ())).collect()
+}
+
+/// A replicated partition's leader reports its leadership and ISR.
+pub async fn report_partition_state(
+    name: String,
+    id: uuid::Uuid,
+    partition: i32,
+    leader: i32,
+    epoch: i32,
+    isr: Vec<i32>,
+) -> Result<(), (ResponseError, String)> {
+    let results = send(AdminRequest::PartitionState { name, id, partition, leader, epoch, isr }).await?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(to_error(e)),
+        None => Err((ResponseError::UnknownServerError, "no answer".into())),
+    }
 }
 
 /// A block of producer ids for this broker: (start, len).

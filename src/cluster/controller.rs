@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sluice_consensus::transport::{Frame, Inbound, Transport};
+use sluice_consensus::transport::{Frame, GroupId, Inbound, Transport};
 use sluice_consensus::{NodeStatus, RaftNode, StateMachine};
 
 use super::admin::{self, AdminRequest, AdminResult, Check};
@@ -167,7 +167,7 @@ pub struct Controller {
     s: Settings,
     incarnation: uuid::Uuid,
     node: RaftNode<MetadataState>,
-    transport: Transport,
+    transport: Arc<Transport>,
     /// While leading: when each broker was last heard from.
     last_seen: HashMap<i32, Instant>,
     leader_since: Option<Instant>,
@@ -189,12 +189,15 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// `groups` takes the partition groups' messages that share the
+    /// controllers' connections (on a transport reader thread).
     pub fn new(
         s: Settings,
         dir: &std::path::Path,
         listener: std::net::TcpListener,
         events: flume::Sender<Event>,
         publish: Box<dyn Fn(Arc<ClusterView>) + Send>,
+        groups: impl Fn(u64, GroupId, sluice_consensus::Message) + Send + Sync + 'static,
     ) -> Result<Controller, String> {
         let voters: Vec<u64> = s.voters.iter().map(|(id, _)| raft_id(*id)).collect();
         let node = RaftNode::open(
@@ -206,9 +209,15 @@ impl Controller {
         )
         .map_err(|e| format!("metadata log {}: {e}", dir.display()))?;
         let peers: HashMap<u64, String> = s.voters.iter().map(|(id, addr)| (raft_id(*id), addr.clone())).collect();
-        let transport =
-            Transport::start(raft_id(s.node), listener, &peers, move |m| events.send(Event::Peer(m)).is_ok())
-                .map_err(|e| format!("controller transport: {e}"))?;
+        let transport = Transport::start(raft_id(s.node), listener, &peers, move |m| match m.frame {
+            Frame::Group(g, msg) => {
+                groups(m.from, g, msg);
+                true
+            }
+            _ => events.send(Event::Peer(m)).is_ok(),
+        })
+        .map_err(|e| format!("controller transport: {e}"))?;
+        let transport = Arc::new(transport);
         Ok(Controller {
             s,
             incarnation: uuid::Uuid::new_v4(),
@@ -285,6 +294,7 @@ impl Controller {
                 }
                 self.node.step(msg)
             }
+            Frame::Group(..) => {}
             Frame::App(bytes) => match serde_json::from_slice::<PeerMsg>(&bytes) {
                 Ok(PeerMsg::Heartbeat { id, incarnation, host, port, rack }) => {
                     // Only the connection's own node may speak for itself.
@@ -408,6 +418,11 @@ impl Controller {
             tracing::info!(broker = id, "controller: fencing a broker not heard from within broker.session.timeout.ms");
             self.propose_once((id, "fence"), Record::FenceBroker { id, incarnation });
         }
+    }
+
+    /// The connections to the other nodes, for the partition groups too.
+    pub fn transport(&self) -> Arc<Transport> {
+        self.transport.clone()
     }
 
     fn on_admin(&mut self, request: AdminRequest, reply: AdminReply) {

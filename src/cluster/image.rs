@@ -67,6 +67,25 @@ pub enum Record {
         start: i64,
         len: i64,
     },
+    /// A replicated partition's leader, its epoch (the Raft term) and ISR,
+    /// as the leader reports them (Kafka's PartitionChangeRecord). An older
+    /// epoch than the one recorded does nothing.
+    PartitionState {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        leader: i32,
+        epoch: i32,
+        isr: Vec<i32>,
+    },
+}
+
+/// A replicated partition's leadership, as last reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub epoch: i32,
+    pub isr: Vec<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +96,9 @@ pub struct TopicImage {
     /// Only the configs set on the topic.
     pub configs: BTreeMap<String, String>,
     pub internal: bool,
+    /// Reported leadership of replicated partitions, by index.
+    #[serde(default)]
+    pub states: BTreeMap<i32, PartitionState>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,7 +152,8 @@ impl MetadataImage {
             // earlier topic of the same name is stale and does nothing.
             Record::CreateTopic { name, id, replicas, configs, internal } => {
                 // Two creates of one name both proposed: the first stands.
-                self.topics.entry(name).or_insert(TopicImage { id, partitions: replicas, configs, internal });
+                let t = TopicImage { id, partitions: replicas, configs, internal, states: BTreeMap::new() };
+                self.topics.entry(name).or_insert(t);
             }
             Record::AddPartitions { name, id, replicas } => {
                 if let Some(t) = self.topic_mut(&name, id) {
@@ -145,6 +168,14 @@ impl MetadataImage {
             Record::TopicConfigs { name, id, configs } => {
                 if let Some(t) = self.topic_mut(&name, id) {
                     t.configs = configs;
+                }
+            }
+            Record::PartitionState { name, id, partition, leader, epoch, isr } => {
+                let n = self.topic_mut(&name, id).map_or(0, |t| t.partitions.len() as i32);
+                if let Some(t) = self.topic_mut(&name, id).filter(|_| (0..n).contains(&partition)) {
+                    if t.states.get(&partition).is_none_or(|s| epoch >= s.epoch) {
+                        t.states.insert(partition, PartitionState { leader, epoch, isr });
+                    }
                 }
             }
             Record::ProducerIdBlock { broker, start, len } => {

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sluice_consensus::transport::{Frame, GroupId, Transport};
+
 use crate::config::BrokerConfig;
 use crate::shard::Router;
 pub use controller::QuorumState;
@@ -43,6 +45,44 @@ impl ClusterView {
 }
 
 static EVENTS: OnceLock<flume::Sender<controller::Event>> = OnceLock::new();
+static TRANSPORT: OnceLock<Arc<Transport>> = OnceLock::new();
+
+/// A partition's name on the wire between brokers: its topic id and index.
+pub fn group_id(topic: uuid::Uuid, partition: i32) -> GroupId {
+    let mut g = [0u8; 20];
+    g[..16].copy_from_slice(topic.as_bytes());
+    g[16..].copy_from_slice(&partition.to_be_bytes());
+    g
+}
+
+/// Sends a partition group's message to the broker it is for (dropped
+/// when the link is down or full: Raft sends again).
+pub fn send_group(group: GroupId, msg: sluice_consensus::Message) {
+    if let Some(t) = TRANSPORT.get() {
+        let to = msg.to;
+        t.send(to, Frame::Group(group, msg));
+    }
+}
+
+/// On shard 0: hands a partition group's message to the shard that owns
+/// the partition here.
+fn route_group(from: u64, group: GroupId, msg: sluice_consensus::Message) {
+    let shard = crate::shard::current();
+    let table = shard.topics();
+    let topic = uuid::Uuid::from_bytes(group[..16].try_into().expect("16 bytes"));
+    let partition = i32::from_be_bytes(group[16..].try_into().expect("4 bytes"));
+    let Some(meta) = table.by_id(&topic) else {
+        tracing::debug!(from, %topic, partition, "raft message for a topic not known here; dropped");
+        return;
+    };
+    let Some(owner) = meta.partitions.get(partition.max(0) as usize).and_then(|p| p.shard) else { return };
+    let tp = crate::topics::TopicPartition::new(&meta.name, partition);
+    shard.router.post(owner, move || {
+        if let Some(p) = crate::shard::current().partition(&tp) {
+            p.raft_message(msg);
+        }
+    });
+}
 
 /// Starts this node's controller when a quorum is configured. `listener`
 /// is the controller listener, bound by the caller so that a port in use
@@ -65,6 +105,7 @@ pub fn start(
         config: Arc::new(config.clone()),
     };
     let (tx, rx) = flume::bounded(16 * 1024);
+    let group_router = router.clone();
     let publish = Box::new(move |view: Arc<ClusterView>| {
         for s in 0..router.shards() {
             let view = view.clone();
@@ -77,7 +118,13 @@ pub fn start(
             });
         }
     });
-    let ctl = controller::Controller::new(settings, &data_dir.join(METADATA_DIR), listener, tx.clone(), publish)?;
+    let groups = move |from: u64, group: GroupId, msg: sluice_consensus::Message| {
+        // Shard 0 knows where each partition is; it passes the message on.
+        group_router.post(0, move || route_group(from, group, msg));
+    };
+    let ctl =
+        controller::Controller::new(settings, &data_dir.join(METADATA_DIR), listener, tx.clone(), publish, groups)?;
+    let _ = TRANSPORT.set(ctl.transport());
     let _ = EVENTS.set(tx);
     std::thread::Builder::new()
         .name("controller".into())

@@ -40,8 +40,15 @@ pub fn derive(old: &TopicTable, image: &MetadataImage, node: i32, shards: usize)
                 if here && shard.is_none() {
                     new_here.push((name.clone(), i));
                 }
-                let leader_epoch = before.and_then(|m| m.partitions.get(i)).map_or(0, |p| p.leader_epoch);
-                PartitionMeta { shard, leader_epoch, replicas: replicas.clone() }
+                let state = t.states.get(&(i as i32));
+                let leader_epoch = state.map_or(0, |s| s.epoch);
+                PartitionMeta {
+                    shard,
+                    leader_epoch,
+                    replicas: replicas.clone(),
+                    leader: state.map(|s| s.leader),
+                    isr: state.map(|s| s.isr.clone()).unwrap_or_default(),
+                }
             })
             .collect();
         let meta = TopicMeta {
@@ -159,6 +166,7 @@ mod tests {
                 partitions: vec![vec![1], vec![2], vec![1]],
                 configs: Default::default(),
                 internal: false,
+                states: Default::default(),
             },
         );
         let t1 = derive(&TopicTable::default(), &image, 1, 2);

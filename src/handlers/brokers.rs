@@ -15,15 +15,22 @@ pub struct PartitionView {
     pub offline: Vec<i32>,
 }
 
-/// Until partitions replicate, a partition's only replica is its ISR, and
-/// it stays so while its broker is down (Kafka keeps the last member).
+/// A partition's only replica is its ISR, and stays so while its broker is
+/// down (Kafka keeps the last member); a replicated partition's leader and
+/// ISR are what its leader last reported.
 pub fn partition_view(shard: &Shard, p: &PartitionMeta) -> PartitionView {
     let me = shard.config.node_id;
     let replicas = if p.replicas.is_empty() { vec![me] } else { p.replicas.clone() };
     let view = shard.cluster();
     let live = |id: i32| id == me || view.as_ref().is_none_or(|v| v.image.is_live(id));
-    let leader = replicas.iter().copied().find(|r| live(*r)).unwrap_or(-1);
     let offline = replicas.iter().copied().filter(|r| !live(*r)).collect();
+    if replicas.len() > 1 {
+        // Replicated: the leader its Raft group elected, while it is live.
+        let leader = p.leader.filter(|l| live(*l)).unwrap_or(-1);
+        let isr = if p.isr.is_empty() { replicas.clone() } else { p.isr.clone() };
+        return PartitionView { leader, isr, replicas, offline };
+    }
+    let leader = replicas.iter().copied().find(|r| live(*r)).unwrap_or(-1);
     PartitionView { leader, isr: replicas.clone(), replicas, offline }
 }
 

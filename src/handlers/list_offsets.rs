@@ -25,7 +25,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         .collect();
     let mut answers = per_partition(items, |p, ts| async move {
         match p.list_offset(ts).await {
-            Ok(Some((offset, timestamp))) => Ok((offset, timestamp, p.leader_epoch)),
+            Ok(Some((offset, timestamp))) => Ok((offset, timestamp, p.leader_epoch.get())),
             Ok(None) => Ok((-1, -1, -1)),
             Err((code, _)) => Err(code),
         }

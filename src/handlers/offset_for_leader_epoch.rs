@@ -24,7 +24,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         })
         .collect();
     let mut answers = per_partition(items, |p, (current, asked)| async move {
-        let epoch = p.leader_epoch;
+        let epoch = p.leader_epoch.get();
         if current > epoch {
             return Err(ResponseError::UnknownLeaderEpoch);
         }

@@ -140,7 +140,8 @@ impl Segment {
         if first.len() < batch::HEADER_LEN {
             return Ok(false);
         }
-        self.first_timestamp = Some(BatchHeader::read(&first).max_timestamp);
+        let head = BatchHeader::read(&first);
+        self.first_timestamp = (!head.is_control()).then_some(head.max_timestamp);
         self.size = size;
         self.next_offset = p.last_offset() + 1;
         self.max_timestamp = Some((ts, self.base_offset + rel as i64));
@@ -251,7 +252,11 @@ impl Segment {
         if self.max_timestamp.is_none_or(|(ts, _)| h.max_timestamp > ts) {
             self.max_timestamp = Some((h.max_timestamp, h.base_offset));
         }
-        self.first_timestamp.get_or_insert(h.max_timestamp);
+        // segment.ms counts from the first data batch: a control batch (a
+        // new leader's LeaderChange) carries no producer's time.
+        if !h.is_control() {
+            self.first_timestamp.get_or_insert(h.max_timestamp);
+        }
         self.size += h.size as u64;
         self.bytes_since_index += h.size as u64;
         self.next_offset = h.last_offset() + 1;

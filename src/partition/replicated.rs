@@ -1,0 +1,253 @@
+//! The task of a partition with more than one replica: its log is the log
+//! of its Raft group (`sluice_consensus::replica`), on this shard. The
+//! leader proposes the producer's batches and answers `acks=all` once they
+//! are committed (a quorum has them durable), `acks=1` once they are in
+//! its own log; consumers read up to the high watermark, the end of what
+//! is committed. Followers answer NOT_LEADER_OR_FOLLOWER. The leader
+//! reports its leadership and ISR to the controller, so that every broker's
+//! metadata names it (docs/replication.md, step 2).
+//!
+//! Not yet on replicated partitions: retention, compaction, live config
+//! changes, DeleteRecords, idempotent-producer duplicate checks at the
+//! leader before proposing.
+
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use sluice_consensus::replica::Replica;
+use sluice_storage::batch::{self, BatchHeader, HEADER_LEN};
+use sluice_storage::FileSlice;
+
+use super::{storage_error, Cmd, Offsets, Partition, PartitionError, ProduceOutcome};
+use crate::cluster::controller::raft_id;
+use crate::shard;
+use crate::topics::{TopicMeta, TopicPartition};
+
+/// Raft's clock for partitions, as the controller's: elections after 1–2 s
+/// without a leader, heartbeats every 200 ms.
+const TICK: Duration = Duration::from_millis(100);
+/// Entries whose bytes stay in memory for followers that are close behind.
+const WINDOW: usize = 1024;
+/// Kafka's `replica.lag.time.max.ms` default: a follower that has not had
+/// the leader's whole log for this long leaves the ISR.
+const REPLICA_LAG: Duration = Duration::from_secs(30);
+
+/// (term, ISR) as reported to the controller.
+type Leadership = (u64, Vec<u64>);
+
+struct Pending {
+    first: u64,
+    last: u64,
+    acks: i16,
+    reply: flume::Sender<Result<ProduceOutcome, PartitionError>>,
+}
+
+pub(super) async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Partition>, String> {
+    let shard = shard::current();
+    let config = shard.config.log_config(&meta.configs);
+    let dir = tp.dir(&shard.config.data_dir);
+    let p = &meta.partitions[tp.partition as usize];
+    let voters: Vec<u64> = p.replicas.iter().map(|r| raft_id(*r)).collect();
+    let replica = Replica::open(raft_id(shard.config.node_id), &voters, &dir, config, WINDOW)
+        .await
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let offsets = Rc::new(Offsets::default());
+    update(&offsets, &replica);
+    let (tx, rx) = flume::unbounded();
+    let part = Rc::new(Partition {
+        leader_epoch: std::cell::Cell::new(replica.term() as i32),
+        tx: tx.clone(),
+        offsets,
+        waiters: Default::default(),
+    });
+    glommio::spawn_local(super::ticker(tx, TICK)).detach();
+    let group = crate::cluster::group_id(meta.id, tp.partition);
+    glommio::spawn_local(run(replica, rx, Rc::downgrade(&part), group, tp, meta.id)).detach();
+    Ok(part)
+}
+
+fn update(offsets: &Offsets, r: &Replica) {
+    let log = r.log();
+    offsets.log_start.set(log.log_start_offset());
+    offsets.end.set(log.log_end_offset());
+    offsets.high_watermark.set(r.high_watermark());
+    offsets.size.set(log.size_bytes());
+}
+
+fn not_leader() -> PartitionError {
+    (ResponseError::NotLeaderOrFollower, "this broker is not the partition's leader".into())
+}
+
+async fn run(
+    mut r: Replica,
+    rx: flume::Receiver<Cmd>,
+    partition: Weak<Partition>,
+    group: sluice_consensus::transport::GroupId,
+    tp: TopicPartition,
+    topic_id: uuid::Uuid,
+) {
+    let mut pending: Vec<Pending> = Vec::new();
+    // What the controller has taken, and whether a report is on its way:
+    // one at a time, so that an older ISR never lands after a newer one.
+    let reported: Rc<std::cell::RefCell<Option<Leadership>>> = Default::default();
+    let reporting = Rc::new(std::cell::Cell::new(false));
+    let node = shard::current().config.node_id;
+    while let Ok(cmd) = rx.recv_async().await {
+        match cmd {
+            Cmd::Tick => r.tick(),
+            Cmd::Raft(m) => r.step(m),
+            Cmd::Append { batches, acks, reply } => {
+                if !r.is_leader() {
+                    let _ = reply.send(Err(not_leader()));
+                    continue;
+                }
+                let mut range: Option<(u64, u64)> = None;
+                let mut failed = None;
+                for b in batches {
+                    if let Err(e) = batch::validate(&b) {
+                        failed = Some(storage_error(e.into()));
+                        break;
+                    }
+                    match r.propose(b) {
+                        Ok(i) => range = Some((range.map_or(i, |(f, _)| f), i)),
+                        Err(_) => {
+                            failed = Some(not_leader());
+                            break;
+                        }
+                    }
+                }
+                match (failed, range) {
+                    (Some(e), _) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    (None, Some((first, last))) => pending.push(Pending { first, last, acks, reply }),
+                    (None, None) => {
+                        let _ = reply.send(Err((ResponseError::CorruptMessage, "no record batch".into())));
+                    }
+                }
+            }
+            Cmd::Read { offset, max_bytes, reply } => {
+                if !r.is_leader() {
+                    let _ = reply.send(Err(not_leader()));
+                    continue;
+                }
+                let hw = r.high_watermark();
+                match r.log().plan_read(offset, max_bytes) {
+                    Ok(_) if offset >= hw => {
+                        let _ = reply.send(Ok(None));
+                    }
+                    Ok(plan) => {
+                        glommio::spawn_local(async move {
+                            let _ = reply.send(below(plan.run().await.map_err(storage_error), hw).await);
+                        })
+                        .detach();
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(storage_error(e)));
+                    }
+                }
+            }
+            Cmd::ListOffset { timestamp, reply } => {
+                let log = r.log();
+                let found =
+                    if timestamp == -3 { log.max_timestamp().await } else { log.offset_for_timestamp(timestamp).await };
+                let hw = r.high_watermark();
+                let _ = reply.send(found.map(|o| o.filter(|(off, _)| *off < hw)).map_err(storage_error));
+            }
+            Cmd::EpochEnd { epoch, reply } => {
+                let _ = reply.send(r.log().epochs().end_offset_for(epoch, r.log().log_end_offset()));
+            }
+            Cmd::DeleteRecords { reply, .. } => {
+                let why = "DeleteRecords on a replicated partition is not supported yet";
+                let _ = reply.send(Err((ResponseError::PolicyViolation, why.into())));
+            }
+            Cmd::SetConfig(_) | Cmd::Flushed { .. } | Cmd::Cleaned(_) => {}
+            Cmd::Close { delete, reply } => {
+                for p in pending.drain(..) {
+                    let _ = p.reply.send(Err(not_leader()));
+                }
+                let dir = tp.dir(&shard::current().config.data_dir);
+                let done = if delete { r.delete().await } else { r.close().await };
+                if let Err(e) = done {
+                    tracing::error!(dir = %dir.display(), %e, "closing a replicated partition failed");
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+        match r.process().await {
+            Ok(msgs) => {
+                for m in msgs {
+                    crate::cluster::send_group(group, m);
+                }
+            }
+            Err(e) => {
+                // The log could not be written: stop taking part rather
+                // than vote or lead on a log this replica cannot keep.
+                tracing::error!(partition = %format!("{}-{}", tp.topic, tp.partition), %e, "replica failed; stopping it");
+                for p in pending.drain(..) {
+                    let _ = p.reply.send(Err((ResponseError::KafkaStorageError, e.clone())));
+                }
+                return;
+            }
+        }
+        let commit = r.commit_index();
+        let leading = r.is_leader();
+        pending.retain(|p| {
+            let done = if p.acks == -1 { commit >= p.last } else { r.offsets_of(p.last).is_some() };
+            if done {
+                let base = r.offsets_of(p.first).map_or(-1, |(b, _)| b);
+                let outcome = ProduceOutcome { base_offset: base, log_append_time: -1, log_start_offset: 0 };
+                let _ = p.reply.send(Ok(outcome));
+            } else if !leading {
+                // Its fate is the new leader's: the client retries there.
+                let _ = p.reply.send(Err(not_leader()));
+                return false;
+            }
+            !done
+        });
+        if let Some(part) = partition.upgrade() {
+            let before = part.offsets.high_watermark.get();
+            update(&part.offsets, &r);
+            part.leader_epoch.set(r.term().min(i32::MAX as u64) as i32);
+            if part.offsets.high_watermark.get() > before {
+                part.wake_waiters();
+            }
+        }
+        if leading && !reporting.get() {
+            let now = (r.term(), r.in_sync(REPLICA_LAG));
+            if reported.borrow().as_ref() != Some(&now) {
+                reporting.set(true);
+                let isr: Vec<i32> = now.1.iter().map(|id| *id as i32 - 1).collect();
+                let (name, partition, epoch) = (tp.topic.to_string(), tp.partition, now.0 as i32);
+                let (reported, reporting) = (reported.clone(), reporting.clone());
+                glommio::spawn_local(async move {
+                    let r = crate::cluster::admin::report_partition_state(name, topic_id, partition, node, epoch, isr)
+                        .await;
+                    match r {
+                        Ok(()) => *reported.borrow_mut() = Some(now),
+                        Err(e) => tracing::debug!(?e, "reporting partition leadership: not taken; again next tick"),
+                    }
+                    reporting.set(false);
+                })
+                .detach();
+            }
+        }
+    }
+}
+
+/// Cuts a read at the high watermark: whole batches below it only.
+async fn below(read: Result<Option<FileSlice>, PartitionError>, hw: i64) -> Result<Option<FileSlice>, PartitionError> {
+    let Some(slice) = read? else { return Ok(None) };
+    let bytes = slice.read().await.map_err(storage_error)?;
+    let mut len = 0;
+    while len + HEADER_LEN <= bytes.len() {
+        let h = BatchHeader::read(&bytes[len..]);
+        if h.last_offset() >= hw || len + h.size > bytes.len() {
+            break;
+        }
+        len += h.size;
+    }
+    Ok((len > 0).then_some(FileSlice { len, ..slice }))
+}
