@@ -561,3 +561,65 @@ fn replicated_topics_survive_the_loss_of_a_leader() {
     assert!(full(&back), "the returning broker is back in every ISR: {back:?}");
     assert_eq!(consume(&boot[old - 1], 400), want(400), "and it serves them too");
 }
+
+/// An idempotent producer's retry of a batch the leader of a replicated
+/// partition already has is answered with the first write's offset and not
+/// written again; a batch out of sequence is refused.
+#[test]
+fn a_replicated_leader_knows_an_idempotent_retry() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use sluice_bench::load::client::Conn;
+
+    let c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("replicated-idem");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "1", "--replication-factor", "3"]);
+    let placed = poll(100, || placement(&boot[0], &topic), |p| p.len() == 1 && p[0].0 != "none");
+    let leader: usize = placed[0].0.parse().unwrap();
+    let mut conn = Conn::connect(&boot[leader - 1], "idem-test").unwrap();
+    let pid = loop {
+        let r = conn.call(&InitProducerIdRequest::default().with_transactional_id(None), 4).unwrap();
+        if r.error_code == 0 {
+            break r.producer_id.0;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let produce = |seq: i32| {
+        let mut b = sluice_storage::batch::BatchBuilder::new(1_000);
+        b.push(1_000, Some(b"k"), Some(format!("v{seq}").as_bytes()));
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+            TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.clone()))).with_partition_data(
+                vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(bytes::Bytes::from(b.build_with_producer(pid, 0, seq))))],
+            ),
+        ])
+    };
+    let answer = |conn: &mut Conn, seq: i32| {
+        let r = conn.call(&produce(seq), 9).unwrap();
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    };
+    let first = answer(&mut conn, 0);
+    assert_eq!(first.0, 0, "{first:?}");
+    assert_eq!(answer(&mut conn, 0), first, "the retry gets the first write's offset");
+    let second = answer(&mut conn, 1);
+    assert_eq!((second.0, second.1), (0, first.1 + 1), "the next sequence is the next offset");
+    assert_eq!(answer(&mut conn, 5).0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER for a gap");
+    let end = conn
+        .call(
+            &ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)]),
+            ]),
+            7,
+        )
+        .unwrap();
+    let end = end.topics[0].partitions[0].offset;
+    assert_eq!(end, second.1 + 1, "two records written, the retry not");
+}

@@ -8,8 +8,7 @@
 //! metadata names it (docs/replication.md, step 2).
 //!
 //! Not yet on replicated partitions: retention, compaction, live config
-//! changes, DeleteRecords, idempotent-producer duplicate checks at the
-//! leader before proposing.
+//! changes, DeleteRecords.
 
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use sluice_consensus::replica::Replica;
 use sluice_storage::batch::{self, BatchHeader, HEADER_LEN};
+use sluice_storage::producer::SeqCheck;
 use sluice_storage::FileSlice;
 
 use super::{storage_error, Cmd, Offsets, Partition, PartitionError, ProduceOutcome};
@@ -104,22 +104,49 @@ async fn run(
                 }
                 let mut range: Option<(u64, u64)> = None;
                 let mut failed = None;
+                let single = batches.len() == 1;
                 for b in batches {
-                    if let Err(e) = batch::validate(&b) {
-                        failed = Some(storage_error(e.into()));
-                        break;
+                    let h = match batch::validate(&b) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            failed = Some(Err(storage_error(e.into())));
+                            break;
+                        }
+                    };
+                    // Idempotent producers: the log's producer state has
+                    // every batch proposed so far (the leader writes each
+                    // before it takes the next command), so a retry is known
+                    // here, on a new leader too. Only a produce of one batch
+                    // per partition (what clients send) is checked.
+                    if single {
+                        match r.log().producers().check(&h) {
+                            Ok(SeqCheck::Append) => {}
+                            Ok(SeqCheck::Duplicate { first_offset, .. }) => {
+                                let outcome = ProduceOutcome {
+                                    base_offset: first_offset,
+                                    log_append_time: -1,
+                                    log_start_offset: 0,
+                                };
+                                failed = Some(Ok(outcome));
+                                break;
+                            }
+                            Err(e) => {
+                                failed = Some(Err(storage_error(e.into())));
+                                break;
+                            }
+                        }
                     }
                     match r.propose(b) {
                         Ok(i) => range = Some((range.map_or(i, |(f, _)| f), i)),
                         Err(_) => {
-                            failed = Some(not_leader());
+                            failed = Some(Err(not_leader()));
                             break;
                         }
                     }
                 }
                 match (failed, range) {
-                    (Some(e), _) => {
-                        let _ = reply.send(Err(e));
+                    (Some(answer), _) => {
+                        let _ = reply.send(answer);
                     }
                     (None, Some((first, last))) => pending.push(Pending { first, last, acks, reply }),
                     (None, None) => {
