@@ -147,6 +147,8 @@ pub struct Replica {
     window: usize,
     /// While leading: when each follower last had the leader's whole log.
     caught_up: std::collections::HashMap<u64, std::time::Instant>,
+    /// The hard state last written to disk.
+    saved_hard: Option<HardState>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -194,7 +196,8 @@ impl Replica {
                 return Err(format!("{}: no whole batch at offset {at}", dir.display()));
             }
         }
-        let mut hard = read_hard_state(&dir.join(HARD_STATE))?.unwrap_or_default();
+        let saved_hard = read_hard_state(&dir.join(HARD_STATE))?;
+        let mut hard = saved_hard.clone().unwrap_or_default();
         hard.commit = hard.commit.min(entries.len() as u64);
         // Only the window and what is not committed yet stay in memory.
         let keep_from = (entries.len().saturating_sub(window.max(1)) as u64).min(hard.commit);
@@ -231,6 +234,7 @@ impl Replica {
             last_timestamp,
             window: window.max(1),
             caught_up: Default::default(),
+            saved_hard,
         })
     }
 
@@ -308,17 +312,12 @@ impl Replica {
             }
             if let Some(hs) = rd.hs() {
                 self.store.0.borrow_mut().hard = hs.clone();
-                write_hard_state(&self.dir.join(HARD_STATE), hs).await?;
+                self.save_hard_state(hs).await?;
             }
             out.extend(rd.take_persisted_messages());
             let mut light = self.raw.advance(rd);
             if let Some(commit) = light.commit_index() {
-                let hs = {
-                    let mut s = self.store.0.borrow_mut();
-                    s.hard.commit = commit;
-                    s.hard.clone()
-                };
-                write_hard_state(&self.dir.join(HARD_STATE), &hs).await?;
+                self.store.0.borrow_mut().hard.commit = commit;
             }
             out.extend(light.take_messages());
             self.raw.advance_apply();
@@ -383,6 +382,19 @@ impl Replica {
         s.fetched.clear();
     }
 
+    /// Term and vote must be durable before this replica's messages go out
+    /// (a vote given twice breaks Raft); the commit index need not be (a
+    /// restarted replica learns it again from the leader), so a change of it
+    /// alone is kept in memory and written with the next term or on close.
+    async fn save_hard_state(&mut self, hs: &HardState) -> Result<(), String> {
+        if self.saved_hard.as_ref().is_some_and(|s| s.term == hs.term && s.vote == hs.vote) {
+            return Ok(());
+        }
+        write_hard_state(&self.dir.join(HARD_STATE), hs).await?;
+        self.saved_hard = Some(hs.clone());
+        Ok(())
+    }
+
     async fn write(&mut self, entries: &[Entry]) -> Result<(), String> {
         let first = entries[0].index;
         let cut = {
@@ -420,6 +432,8 @@ impl Replica {
     }
 
     pub async fn close(self) -> Result<(), String> {
+        let hs = self.store.0.borrow().hard.clone();
+        write_hard_state(&self.dir.join(HARD_STATE), &hs).await?;
         self.log.close().await.map_err(err)
     }
 
