@@ -70,9 +70,27 @@ pub fn derive(old: &TopicTable, image: &MetadataImage, node: i32, shards: usize)
     table
 }
 
+/// Shards done opening the partitions of the table they started with.
+static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A shard has opened its partitions; once all have, shard 0 reconciles
+/// (changes published before then waited: a deletion must not run before
+/// the shard opening the partition at start-up, or the log comes back).
+pub fn shard_started(router: &crate::shard::Router) {
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if n == router.shards() {
+        router.post(0, || {
+            glommio::spawn_local(run()).detach();
+        });
+    }
+}
+
 /// Runs on shard 0 after each published change; one at a time.
 pub async fn run() {
     let shard = shard::current();
+    if STARTED.load(std::sync::atomic::Ordering::SeqCst) < shard.router.shards() {
+        return;
+    }
     let _permit = topics::controller_lock().await;
     let Some(view) = shard.cluster() else { return };
     if DONE.with(|d| d.borrow().as_ref() == Some(&view.image.topics)) {

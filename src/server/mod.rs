@@ -148,6 +148,9 @@ async fn run_shard(shard: Shard, inbox: flume::Receiver<Box<dyn FnOnce() + Send>
     crate::partition::open_owned(&topics).await.map_err(|e| format!("shard {}: {e}", shard.id))?;
     // Committed offsets back in memory before this shard's groups serve.
     crate::groups::load_owned().await.map_err(|e| format!("shard {}: {e}", shard.id))?;
+    if shard.config.quorum.is_some() {
+        crate::cluster::reconcile::shard_started(&shard.router);
+    }
     let listener = listen(shard.config.listener).map_err(|e| format!("listen on {}: {e}", shard.config.listener))?;
     let max_frame = shard.config.socket_request_max_bytes;
     let stop = shard.shutdown_signal();
