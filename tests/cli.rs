@@ -572,7 +572,14 @@ fn group_members_share_partitions() {
     let cols = |line: &str| line.split_whitespace().map(str::to_string).collect::<Vec<_>>();
     let deadline = Instant::now() + CLIENT_TIMEOUT;
     loop {
-        let d = ok(&b, &["group", "describe", &g], None);
+        // The members may not have joined yet: the group does not exist.
+        let out = sluice(&["group", "describe", &g, "--bootstrap-server", &bootstrap], None);
+        let d = stdout(&out);
+        assert!(
+            out.status.success() || stderr(&out).contains("does not exist"),
+            "sluice group describe: {}",
+            stderr(&out)
+        );
         let rows: Vec<Vec<String>> = d.lines().skip(2).map(cols).collect();
         let owners: BTreeSet<&String> = rows.iter().map(|r| &r[6]).collect();
         if d.starts_with(&format!("Consumer group '{g}': state Stable, 2 members."))
