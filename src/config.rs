@@ -79,6 +79,9 @@ pub struct BrokerConfig {
     pub broker_session_timeout_ms: u64,
     /// `broker.heartbeat.interval.ms` (Kafka default 2000).
     pub broker_heartbeat_interval_ms: u64,
+    /// `replica.lag.time.max.ms` (Kafka default 30000): a follower that has
+    /// not had its leader's whole log for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
     /// The listener and quorum settings as given, resolved together after
     /// each `apply` (they may come in any order).
     listener_settings: ListenerSettings,
@@ -368,6 +371,7 @@ impl Default for BrokerConfig {
             quorum: None,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
+            replica_lag_time_max_ms: 30_000,
             listener_settings: ListenerSettings::default(),
         }
     }
@@ -541,6 +545,7 @@ impl BrokerConfig {
                 "broker.rack" => self.rack = (!v.is_empty()).then(|| v.to_string()),
                 "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_num::<u64>(key, v)?.max(1),
                 "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_num::<u64>(key, v)?.max(1),
+                "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_num::<u64>(key, v)?.max(1),
                 "num.partitions" => self.num_partitions = parse_num::<i32>(key, v)?.max(1),
                 "default.replication.factor" => self.default_replication_factor = parse_num(key, v)?,
                 "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, v)?,
@@ -1315,6 +1320,7 @@ impl BrokerConfig {
             ("controller.quorum.voters", self.explicit_or("controller.quorum.voters", "")),
             ("broker.session.timeout.ms", self.broker_session_timeout_ms.to_string()),
             ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms.to_string()),
+            ("replica.lag.time.max.ms", self.replica_lag_time_max_ms.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics.to_string()),

@@ -285,6 +285,12 @@ impl Replica {
         s.get(commit).map_or(0, |c| c.end)
     }
 
+    /// The Raft term of entry `index`, while it is in this replica's log (a
+    /// new leader's entry may take an index an earlier one had).
+    pub fn term_of(&self, index: u64) -> Option<u64> {
+        self.store.0.borrow().get(index).map(|c| c.term)
+    }
+
     /// The offsets of entry `index`, once it is in this replica's log.
     pub fn offsets_of(&self, index: u64) -> Option<(i64, i64)> {
         self.store.0.borrow().get(index).map(|c| (c.base, c.end))

@@ -29,9 +29,6 @@ use crate::topics::{TopicMeta, TopicPartition};
 const TICK: Duration = Duration::from_millis(100);
 /// Entries whose bytes stay in memory for followers that are close behind.
 const WINDOW: usize = 1024;
-/// Kafka's `replica.lag.time.max.ms` default: a follower that has not had
-/// the leader's whole log for this long leaves the ISR.
-const REPLICA_LAG: Duration = Duration::from_secs(30);
 
 /// (term, ISR) as reported to the controller.
 type Leadership = (u64, Vec<u64>);
@@ -39,6 +36,9 @@ type Leadership = (u64, Vec<u64>);
 struct Pending {
     first: u64,
     last: u64,
+    /// The term the batches were proposed in: if the entry at `last` has
+    /// another term, a later leader replaced them and they are not ours.
+    term: u64,
     acks: i16,
     reply: flume::Sender<Result<ProduceOutcome, PartitionError>>,
 }
@@ -93,6 +93,9 @@ async fn run(
     let reported: Rc<std::cell::RefCell<Option<Leadership>>> = Default::default();
     let reporting = Rc::new(std::cell::Cell::new(false));
     let node = shard::current().config.node_id;
+    // `replica.lag.time.max.ms`: a follower that has not had the leader's
+    // whole log for this long leaves the ISR.
+    let lag = Duration::from_millis(shard::current().config.replica_lag_time_max_ms);
     while let Ok(cmd) = rx.recv_async().await {
         match cmd {
             Cmd::Tick => r.tick(),
@@ -148,7 +151,7 @@ async fn run(
                     (Some(answer), _) => {
                         let _ = reply.send(answer);
                     }
-                    (None, Some((first, last))) => pending.push(Pending { first, last, acks, reply }),
+                    (None, Some((first, last))) => pending.push(Pending { first, last, term: r.term(), acks, reply }),
                     (None, None) => {
                         let _ = reply.send(Err((ResponseError::CorruptMessage, "no record batch".into())));
                     }
@@ -222,12 +225,13 @@ async fn run(
         let commit = r.commit_index();
         let leading = r.is_leader();
         pending.retain(|p| {
-            let done = if p.acks == -1 { commit >= p.last } else { r.offsets_of(p.last).is_some() };
+            let ours = r.term_of(p.last) == Some(p.term);
+            let done = ours && if p.acks == -1 { commit >= p.last } else { r.offsets_of(p.last).is_some() };
             if done {
                 let base = r.offsets_of(p.first).map_or(-1, |(b, _)| b);
                 let outcome = ProduceOutcome { base_offset: base, log_append_time: -1, log_start_offset: 0 };
                 let _ = p.reply.send(Ok(outcome));
-            } else if !leading {
+            } else if !leading || r.term_of(p.last).is_some_and(|t| t != p.term) {
                 // Its fate is the new leader's: the client retries there.
                 let _ = p.reply.send(Err(not_leader()));
                 return false;
@@ -243,7 +247,7 @@ async fn run(
             }
         }
         if leading && !reporting.get() {
-            let now = (r.term(), r.in_sync(REPLICA_LAG));
+            let now = (r.term(), r.in_sync(lag));
             if reported.borrow().as_ref() != Some(&now) {
                 reporting.set(true);
                 let isr: Vec<i32> = now.1.iter().map(|id| *id as i32 - 1).collect();
