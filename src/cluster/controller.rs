@@ -364,7 +364,6 @@ impl Controller {
             (self.publish)(Arc::new(ClusterView {
                 version: self.version,
                 image: Arc::new(self.node.state().image.clone()),
-                controller: leader,
             }));
         }
     }

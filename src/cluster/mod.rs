@@ -33,8 +33,6 @@ pub struct ClusterView {
     /// Increases with every change this process publishes.
     pub version: u64,
     pub image: Arc<MetadataImage>,
-    /// The active controller (the quorum's leader), when there is one.
-    pub controller: Option<i32>,
 }
 
 impl ClusterView {

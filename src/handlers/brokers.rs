@@ -61,7 +61,7 @@ pub fn leader_elsewhere(shard: &Shard, table: &TopicTable, topic: &str, partitio
     Some((p.leader_epoch, b))
 }
 
-/// The brokers to list, by id, and the controller id to give (-1: none yet).
+/// The brokers to list, by id, and the controller id to give clients.
 pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
     let c = &shard.config;
     let me = ListedBroker {
@@ -79,7 +79,11 @@ pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
         brokers.push(me);
         brokers.sort_by_key(|b| b.id);
     }
-    (brokers, view.controller.unwrap_or(-1))
+    // The controller id clients are given is this broker: it forwards what
+    // only the controller does (as Kafka 4 brokers do, KIP-590, where it
+    // names a random live broker), so an admin client never waits on a
+    // controller it cannot reach while the quorum elects another.
+    (brokers, c.node_id)
 }
 
 /// The metadata log's cluster id in a cluster; the data dir's otherwise.

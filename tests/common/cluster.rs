@@ -3,10 +3,14 @@
 //! property names as the tutorials' three-node cluster is; with
 //! `SLUICE_TEST_BROKER=kafka`, the same cluster of Apache Kafka nodes.
 
+use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{broker_bin, free_port, run, Broker, CLIENT_TIMEOUT};
+
+/// (leader or -1, replicas, ISR) per partition.
+pub type Layout = Vec<(i32, Vec<i32>, Vec<i32>)>;
 
 pub struct Cluster {
     pub nodes: Vec<Broker>,
@@ -18,8 +22,8 @@ pub struct Cluster {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Info {
     pub cluster_id: String,
-    /// DescribeCluster's controller id: Sluice names the quorum leader,
-    /// Kafka a random live broker.
+    /// DescribeCluster's controller id: Sluice names the broker asked (it
+    /// forwards controller work), Kafka a random live broker.
     pub controller: Option<i32>,
     /// (node id, host:port)
     pub brokers: Vec<(i32, String)>,
@@ -77,6 +81,32 @@ impl Cluster {
             return None;
         }
         parse_info(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// (leader, replicas, ISR) per partition of `topic` as `sluice topic
+    /// describe` through node `i` prints them (None: it did not answer). A
+    /// Kafka client that asks only the node it is given, unlike Kafka's
+    /// Admin, which may wait out a stopped broker's request timeout.
+    pub fn layout(&self, i: usize, topic: &str) -> Option<Layout> {
+        let mut cmd = Command::new(broker_bin());
+        cmd.args(["topic", "describe", topic, "--bootstrap-server", &self.nodes[i].bootstrap()])
+            .env_remove("SLUICE_BOOTSTRAP_SERVER");
+        let out = run(cmd, None, CLIENT_TIMEOUT, "sluice topic describe");
+        if !out.status.success() {
+            return None;
+        }
+        let ids = |s: &str| -> Vec<i32> { s.split(',').filter_map(|i| i.trim().parse().ok()).collect() };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let parts = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Topic:") && l.contains("Partition:"))
+            .map(|l| {
+                let f: HashMap<&str, &str> =
+                    l.trim().split('\t').filter_map(|f| f.split_once(':')).map(|(k, v)| (k.trim(), v.trim())).collect();
+                (f.get("Leader").and_then(|l| l.parse().ok()).unwrap_or(-1), ids(f["Replicas"]), ids(f["Isr"]))
+            })
+            .collect();
+        Some(parts)
     }
 
     /// Waits (bounded) until every node in `up` reports the same cluster,
