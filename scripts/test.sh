@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Every client-compatibility test file (each passes against both brokers).
-ORACLE_ALL="kcat confluent_kafka kafka_python aiokafka kafkajs java_client groups consumer_protocol spark go_clients kafka_tools cluster"
+ORACLE_ALL="kcat confluent_kafka kafka_python aiokafka kafkajs java_client groups consumer_protocol spark go_clients kafka_tools cluster chaos"
 ORACLE_DEFAULT="java_client spark go_clients kafka_tools cluster"
 oracle="${SLUICE_TEST_ORACLE:-$ORACLE_DEFAULT}"
 [ "$oracle" = "all" ] && oracle="$ORACLE_ALL"

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::Cluster;
+use common::cluster::{Cluster, Layout};
 use common::kafka_tools::{
     describe, kafka_tool, kafka_tool_ok, listed, poll, topics, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS,
     METADATA_QUORUM,
@@ -456,12 +456,16 @@ fn not_leader_answers_name_the_current_leader() {
 
 /// A Produce of one record to `topic`-`partition` with `acks`.
 fn one_record(topic: &str, partition: i32, acks: i16) -> kafka_protocol::messages::ProduceRequest {
+    record_of(topic, partition, acks, b"v")
+}
+
+fn record_of(topic: &str, partition: i32, acks: i16, value: &[u8]) -> kafka_protocol::messages::ProduceRequest {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     let mut batch = sluice_storage::batch::BatchBuilder::new(1_000);
-    batch.push(1_000, Some(b"k"), Some(b"v"));
+    batch.push(1_000, Some(b"k"), Some(value));
     ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
         .with_name(TopicName(StrBytes::from_string(topic.to_string())))
         .with_partition_data(vec![PartitionProduceData::default()
@@ -622,4 +626,88 @@ fn a_replicated_leader_knows_an_idempotent_retry() {
         .unwrap();
     let end = end.topics[0].partitions[0].offset;
     assert_eq!(end, second.1 + 1, "two records written, the retry not");
+}
+
+/// A leader cut off from the other two (SIGSTOP) takes no `acks=all` write
+/// it could lose: a produce that reached its socket while it was stopped,
+/// after the others had elected a new leader, is refused when it resumes
+/// and is never in the log. Its stale leadership is fenced: it then answers
+/// NOT_LEADER_OR_FOLLOWER naming the new leader (KIP-951).
+#[test]
+fn a_leader_cut_off_from_the_others_is_fenced_when_it_returns() {
+    use sluice_bench::load::client::Conn;
+
+    let t0 = std::time::Instant::now();
+    let phase = |what: &str| eprintln!("cut-off test: {what} at {:?}", t0.elapsed());
+    let mut c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("cut-off");
+    let create = ["--create", "--topic", &topic, "--partitions", "1", "--replication-factor", "3"];
+    topics(&boot[0], &[&create[..], &["--config", "min.insync.replicas=2"]].concat());
+    let in_sync =
+        |p: &Vec<(String, String, String)>| p.len() == 1 && p[0].0 != "none" && p[0].2.split(',').count() == 3;
+    let placed = poll(150, || placement(&boot[0], &topic), in_sync);
+    assert!(in_sync(&placed), "{placed:?}");
+    let old: usize = placed[0].0.parse().unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != old - 1).collect();
+    let produce_ok = |addr: &str, value: &[u8]| {
+        let ok = poll(
+            100,
+            || {
+                Conn::connect(addr, "cut-off-test")
+                    .and_then(|mut conn| conn.call(&record_of(&topic, 0, -1, value), 9))
+                    .map(|r| r.responses[0].partition_responses[0].error_code)
+                    .unwrap_or(-1)
+            },
+            |e| *e == 0,
+        );
+        assert_eq!(ok, 0, "acks=all produce of {:?} through {addr}", String::from_utf8_lossy(value));
+    };
+    produce_ok(&boot[old - 1], b"before");
+    phase("first write");
+
+    let mut cut_off = Conn::connect(&boot[old - 1], "cut-off-test").unwrap();
+    c.nodes[old - 1].pause(true);
+    let led_by_another =
+        |l: &Option<Layout>| l.as_ref().is_some_and(|l| l.len() == 1 && l[0].0 > 0 && l[0].0 != old as i32);
+    let moved = poll(150, || c.layout(others[0], &topic), led_by_another);
+    assert!(led_by_another(&moved), "another replica leads: {moved:?}");
+    let new = moved.unwrap()[0].0 as usize;
+    phase("new leader");
+    let req = record_of(&topic, 0, -1, b"cut-off");
+    let pending = std::thread::spawn(move || cut_off.call(&req, 9));
+    produce_ok(&boot[new - 1], b"after");
+    c.nodes[old - 1].pause(false);
+    phase("write to the new leader; old one resumed");
+
+    match pending.join().unwrap() {
+        Ok(r) => {
+            let code = r.responses[0].partition_responses[0].error_code;
+            assert_ne!(code, 0, "the cut-off leader acknowledged a write the others never had: {r:?}");
+        }
+        Err(e) => eprintln!("the cut-off leader's connection ended without an answer: {e}"),
+    }
+    phase("the cut-off write answered");
+    // It learns of the new leader and sends clients there.
+    let mut conn = Conn::connect(&boot[old - 1], "cut-off-test").unwrap();
+    let answer = poll(
+        150,
+        || conn.call(&record_of(&topic, 0, -1, b"late"), 11).unwrap().responses[0].partition_responses[0].clone(),
+        |p| p.error_code == 6,
+    );
+    assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER from the old leader: {answer:?}");
+    assert_eq!(answer.current_leader.leader_id.0, new as i32, "naming the new leader: {answer:?}");
+
+    phase("fenced");
+    let back = poll(150, || placement(&boot[others[0]], &topic), in_sync);
+    assert!(in_sync(&back), "the old leader is back in the ISR: {back:?}");
+    phase("back in the ISR");
+    for b in &boot {
+        let out = kcat(&["-C", "-b", b, "-t", &topic, "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"], b"");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "kcat -C against {b}: {}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<&str> = text.lines().map(|l| l.split_once(' ').map_or(l, |(_, v)| v)).collect();
+        assert_eq!(got, ["before", "after"], "the log through {b}: {text}");
+    }
 }

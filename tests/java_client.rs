@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use common::idem::{unhex, IdemRun};
 use common::records::{assert_contiguous, assert_round_trip};
 use common::{
-    acked_ends, ck_create, ck_produce, java, java_json, json_result, spawn_java, unique_name, Broker, Json, Rec,
-    RunningClient,
+    acked_ends, ck_create, ck_produce, java, java_json, spawn_java, unique_name, Broker, Json, Rec, RunningClient,
 };
 
 // ---------------------------------------------------------------------------
@@ -101,16 +101,6 @@ fn admin_describe_log_dirs() {
 
 const IDEM_COUNT: usize = 20_000;
 
-/// What an `IdemProducer` run reported.
-struct IdemRun {
-    seed: String,
-    /// (record index, partition, offset) of each acknowledged record.
-    acked: Vec<(usize, i32, i64)>,
-    failed: Vec<(usize, String)>,
-    retries: i64,
-    errors: i64,
-}
-
 fn spawn_idem_producer(boot: &str, topic: &str, seed: &str) -> RunningClient {
     let count = IDEM_COUNT.to_string();
     spawn_java(
@@ -140,44 +130,7 @@ fn wait_acked(producer: &mut RunningClient, n: usize) {
 }
 
 fn finish_idem_producer(producer: RunningClient, seed: &str, what: &str) -> IdemRun {
-    let out = producer.wait();
-    let j = json_result(&out, what);
-    assert!(j.get("idempotence").as_bool(), "the default Java producer should be idempotent");
-    let acks = j.get("acks").as_str();
-    assert!(acks == "all" || acks == "-1", "the default Java producer should use acks=all, got {acks}");
-    let idx = |v: &Json| usize::try_from(v.as_i64()).expect("record index");
-    let run = IdemRun {
-        seed: seed.to_string(),
-        acked: j
-            .get("acked")
-            .as_arr()
-            .iter()
-            .map(|a| {
-                let a = a.as_arr();
-                (idx(&a[0]), a[1].as_i64() as i32, a[2].as_i64())
-            })
-            .collect(),
-        failed: j
-            .get("failed")
-            .as_arr()
-            .iter()
-            .map(|f| (idx(&f.as_arr()[0]), f.as_arr()[1].as_str().to_string()))
-            .collect(),
-        retries: j.get("retries").as_i64(),
-        errors: j.get("errors").as_i64(),
-    };
-    eprintln!(
-        "{what}: {} acknowledged, {} failed, record-retry-total {}, record-error-total {}",
-        run.acked.len(),
-        run.failed.len(),
-        run.retries,
-        run.errors
-    );
-    run
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    common::idem::parse(&producer.wait(), seed, what)
 }
 
 /// Reads the whole topic as a Spark executor would and checks: every
@@ -208,7 +161,7 @@ fn check_exactly_once(boot: &str, topic: &str, run: &IdemRun, what: &str) {
         &dups[..dups.len().min(10)]
     );
     let mut problems = Vec::new();
-    for &(i, p, off) in &run.acked {
+    for &(i, p, off, _) in &run.acked {
         match found.get(&i).map(Vec::as_slice) {
             Some([(fp, fo)]) if (*fp, *fo) == (p, off) => {}
             Some(at) => problems.push(format!("record {i} acknowledged at p{p} @{off} but found at {at:?}")),

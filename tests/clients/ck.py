@@ -7,6 +7,7 @@ Usage:
                 [--message-timeout-ms MS] [--allow-failures]
   ck.py consume BOOTSTRAP TOPIC [--start P:OFFSET ...] [--end P:OFFSET ...] [--rewind P:AT:TO]
                 [--timeout S]
+  ck.py tail    BOOTSTRAP TOPIC PARTITIONS --stop-file PATH [--timeout S]
   ck.py group   BOOTSTRAP TOPIC GROUP --expect N [--timeout S]
   ck.py member  BOOTSTRAP TOPIC GROUP --name NAME --stop-file PATH [--session-timeout-ms MS]
                 [--strategy range|roundrobin|cooperative-sticky]
@@ -180,6 +181,56 @@ def cmd_consume(a):
                 rewind[3] = True
         emit({"records": records, "low": {str(p): v for p, v in low.items()},
               "high": {str(p): v for p, v in high.items()}})
+    finally:
+        c.close()
+
+
+def cmd_tail(a):
+    """Reads every partition from offset 0 while the test runs (assign(), no
+    group: librdkafka follows leader changes itself) until PATH exists and
+    each partition is read to its high watermark as it is then. Reports every
+    record in the order read."""
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap,
+        "client.id": CLIENT_ID,
+        "group.id": "sluice-test-assign-only",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "error",
+        "topic.metadata.refresh.interval.ms": 1000,
+        # A SIGSTOPped broker keeps its connections open: give up on it soon.
+        "socket.timeout.ms": 6000,
+    })
+    try:
+        wait_partitions(a.bootstrap, a.topic, a.partitions)
+        md = c.list_topics(a.topic, timeout=10)
+        parts = sorted(md.topics[a.topic].partitions)
+        c.assign([TopicPartition(a.topic, p, 0) for p in parts])
+        nxt = {p: 0 for p in parts}
+        records = []
+        errors = []
+        end = None
+        deadline = time.time() + a.timeout
+        while end is None or any(nxt[p] < end[p] for p in parts):
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out: next offsets {nxt}, ends {end}, {len(records)} records")
+            if end is None and os.path.exists(a.stop_file):
+                end = {}
+                for p in parts:
+                    end[p] = c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10)[1]
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                if m.error().retriable() or not m.error().fatal():
+                    errors.append(str(m.error()))
+                    continue
+                raise KafkaException(m.error())
+            records.append(msg_rec(m))
+            nxt[m.partition()] = m.offset() + 1
+        emit({"records": records, "errors": errors[:20], "error_count": len(errors)})
     finally:
         c.close()
 
@@ -452,6 +503,12 @@ def main():
     q.add_argument("--end", action="append")
     q.add_argument("--rewind")
     q.add_argument("--timeout", type=float, default=60)
+    t = sub.add_parser("tail")
+    t.add_argument("bootstrap")
+    t.add_argument("topic")
+    t.add_argument("partitions", type=int)
+    t.add_argument("--stop-file", required=True)
+    t.add_argument("--timeout", type=float, default=600)
     g = sub.add_parser("group")
     g.add_argument("bootstrap")
     g.add_argument("topic")
@@ -484,7 +541,7 @@ def main():
     sc.add_argument("group")
     sc.add_argument("--commit", action="append", required=True)
     a = ap.parse_args()
-    {"create": cmd_create, "produce": cmd_produce, "consume": cmd_consume, "group": cmd_group,
+    {"create": cmd_create, "produce": cmd_produce, "consume": cmd_consume, "tail": cmd_tail, "group": cmd_group,
      "member": cmd_member, "commit-at": cmd_commit_at, "resume": cmd_resume,
      "simple-commit": cmd_simple_commit}[a.cmd](a)
 

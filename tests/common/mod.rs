@@ -29,6 +29,7 @@
 
 pub mod cluster;
 pub mod go;
+pub mod idem;
 pub mod json;
 pub mod kafka_broker;
 pub mod kafka_tools;
@@ -623,7 +624,7 @@ fn script_path(script: &str) -> PathBuf {
     path
 }
 
-fn python_cmd(script: &str, args: &[&str]) -> Command {
+pub fn python_cmd(script: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(venv_python());
     cmd.arg(script_path(script)).args(args).env("PYTHONUNBUFFERED", "1").env("PYTHONDONTWRITEBYTECODE", "1");
     cmd
@@ -704,7 +705,7 @@ fn compile_java() -> PathBuf {
     out
 }
 
-fn java_cmd(class: &str, args: &[&str]) -> Command {
+pub fn java_cmd(class: &str, args: &[&str]) -> Command {
     let classes = java_classes();
     let java = find_in_path("java").unwrap_or_else(|| missing("java (a JDK 17 or newer)", Path::new("$PATH")));
     let mut cp = std::ffi::OsString::from(classes.as_os_str());

@@ -17,12 +17,14 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * either is configured) in a paced send loop, for the exactly-once tests.
  *
  * Usage: IdemProducer BOOTSTRAP TOPIC [--count N] [--seed S] [--chunk K --pace-ms MS] [--progress-every K]
+ *                     [--until-file PATH] [--request-timeout-ms MS]
  *
  * Record i has key "k-i" and the unique value "SEED-i". Every K sends the loop
- * sleeps MS ms. Every K acknowledgements it prints "progress acked=N" on
+ * sleeps MS ms; with --until-file it stops sending (before N) once PATH
+ * exists, checked every K sends. Every K acknowledgements it prints "progress acked=N" on
  * stderr (the Rust test restarts the broker or drops connections when it sees
  * them). At the end it prints one JSON object:
- *   {"acked": [[i, partition, offset], ...], "failed": [[i, "error"], ...],
+ *   {"acked": [[i, partition, offset, ack_ms], ...], "failed": [[i, "error"], ...], "sent": n,
  *    "idempotence": bool, "acks": "...", "retries": n, "errors": n}
  * where retries/errors are the producer's record-retry-total and
  * record-error-total metrics. Exits 0 even if some sends failed (the test
@@ -40,12 +42,19 @@ public final class IdemProducer {
         int chunk = (int) a.optLong("chunk", 0);
         long paceMs = a.optLong("pace-ms", 0);
         int progressEvery = (int) a.optLong("progress-every", 0);
+        String untilFile = a.opt("until-file", "");
+        long requestTimeout = a.optLong("request-timeout-ms", 0);
 
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
         p.put(ProducerConfig.CLIENT_ID_CONFIG, "sluice-test-java-idempotent");
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        if (requestTimeout > 0) {
+            // A SIGSTOPped broker keeps connections open: shorter than the
+            // 30 s default so that the chaos test's rounds stay short.
+            p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Long.toString(requestTimeout));
+        }
         // What the defaults resolve to (the test asserts idempotence and acks=all).
         ProducerConfig resolved = new ProducerConfig(p);
         boolean idempotence = resolved.getBoolean(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG);
@@ -56,6 +65,7 @@ public final class IdemProducer {
         AtomicInteger ackedCount = new AtomicInteger();
         long retries;
         long errors;
+        int sent = 0;
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
             for (int i = 0; i < count; i++) {
                 final int idx = i;
@@ -66,14 +76,20 @@ public final class IdemProducer {
                         failed[idx] = Util.describe(err);
                         return;
                     }
-                    acked[idx] = new long[] {idx, md.partition(), md.offset()};
+                    acked[idx] = new long[] {idx, md.partition(), md.offset(), System.currentTimeMillis()};
                     int n = ackedCount.incrementAndGet();
                     if (progressEvery > 0 && n % progressEvery == 0) {
                         Util.log("progress acked=" + n);
                     }
                 });
-                if (chunk > 0 && (i + 1) % chunk == 0 && paceMs > 0) {
-                    Thread.sleep(paceMs);
+                sent = i + 1;
+                if (chunk > 0 && (i + 1) % chunk == 0) {
+                    if (paceMs > 0) {
+                        Thread.sleep(paceMs);
+                    }
+                    if (!untilFile.isEmpty() && new java.io.File(untilFile).exists()) {
+                        break;
+                    }
                 }
             }
             producer.flush();
@@ -82,9 +98,9 @@ public final class IdemProducer {
         }
         List<Object> ackedList = new ArrayList<>();
         List<Object> failedList = new ArrayList<>();
-        for (int i = 0; i < count; i++) {
+        for (int i = 0; i < sent; i++) {
             if (acked[i] != null) {
-                ackedList.add(List.of(acked[i][0], acked[i][1], acked[i][2]));
+                ackedList.add(List.of(acked[i][0], acked[i][1], acked[i][2], acked[i][3]));
             } else {
                 failedList.add(List.of(i, failed[i] == null ? "no callback" : failed[i]));
             }
@@ -96,6 +112,7 @@ public final class IdemProducer {
         out.put("acks", acks);
         out.put("retries", retries);
         out.put("errors", errors);
+        out.put("sent", sent);
         out.put("failed", failedList);
         out.put("acked", ackedList);
         Util.emit(out);
