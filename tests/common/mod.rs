@@ -475,10 +475,20 @@ pub fn broker_bin() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")), PathBuf::from)
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, and not given before in
+/// this process: a JVM binds its ports seconds after it was handed them,
+/// and the kernel may hand the same port to a test running beside it
+/// meanwhile (seen once: two Kafka nodes of two cluster tests on one port).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    for _ in 0..1000 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        if GIVEN.lock().unwrap().get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+    panic!("no loopback port that was not given before in 1000 tries");
 }
 
 /// Whether process `pid` holds a socket listening on 127.0.0.1:`port` (or
