@@ -57,12 +57,20 @@ pub fn leader_elsewhere(shard: &Shard, table: &TopicTable, topic: &str, partitio
     if leader < 0 || leader == shard.config.node_id {
         return None;
     }
-    let b = cluster_brokers(shard).0.into_iter().find(|b| b.id == leader)?;
+    let b = cluster_brokers(shard).into_iter().find(|b| b.id == leader)?;
     Some((p.leader_epoch, b))
 }
 
-/// The brokers to list, by id, and the controller id to give clients.
-pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
+/// The controller id clients are given: this broker. It forwards what only
+/// the controller does (as Kafka 4 brokers do, KIP-590, where it names a
+/// random live broker), so an admin client never waits on a controller it
+/// cannot reach while the quorum elects another.
+pub fn controller_id(shard: &Shard) -> i32 {
+    shard.config.node_id
+}
+
+/// The brokers to list, by id.
+pub fn cluster_brokers(shard: &Shard) -> Vec<ListedBroker> {
     let c = &shard.config;
     let me = ListedBroker {
         id: c.node_id,
@@ -71,7 +79,7 @@ pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
         rack: c.rack.clone(),
         fenced: false,
     };
-    let Some(view) = shard.cluster() else { return (vec![me], c.node_id) };
+    let Some(view) = shard.cluster() else { return vec![me] };
     let mut brokers: Vec<ListedBroker> = view.live_brokers().into_iter().map(ListedBroker::from).collect();
     // Until its own registration is applied this broker still serves, so
     // it lists itself (a client that reached it must find it listed).
@@ -79,11 +87,7 @@ pub fn cluster_brokers(shard: &Shard) -> (Vec<ListedBroker>, i32) {
         brokers.push(me);
         brokers.sort_by_key(|b| b.id);
     }
-    // The controller id clients are given is this broker: it forwards what
-    // only the controller does (as Kafka 4 brokers do, KIP-590, where it
-    // names a random live broker), so an admin client never waits on a
-    // controller it cannot reach while the quorum elects another.
-    (brokers, c.node_id)
+    brokers
 }
 
 /// The metadata log's cluster id in a cluster; the data dir's otherwise.

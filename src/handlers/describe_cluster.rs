@@ -13,7 +13,7 @@ use crate::shard;
 pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let req: DescribeClusterRequest = decode_body(frame)?;
     let shard = shard::current();
-    let (mut brokers, controller) = super::cluster_brokers(&shard);
+    let mut brokers = super::cluster_brokers(&shard);
     if req.include_fenced_brokers {
         if let Some(view) = shard.cluster() {
             brokers.extend(view.image.brokers.values().filter(|b| b.fenced).map(super::ListedBroker::from));
@@ -33,7 +33,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         .collect();
     let resp = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(super::cluster_id(&shard, &shard.topics())))
-        .with_controller_id(BrokerId(controller))
+        .with_controller_id(BrokerId(super::controller_id(&shard)))
         .with_brokers(brokers);
     respond(frame, &resp)
 }

@@ -30,7 +30,7 @@ fn lookup(key_type: i8, key: &str, shard: &Shard) -> Result<(i32, String, i32), 
     };
     let p = partition_for(key, meta.partitions.len());
     let leader = super::partition_view(shard, &meta.partitions[p as usize]).leader;
-    let (brokers, _) = super::cluster_brokers(shard);
+    let brokers = super::cluster_brokers(shard);
     let b = brokers.into_iter().find(|b| b.id == leader).ok_or(ResponseError::CoordinatorNotAvailable)?;
     Ok((b.id, b.host, b.port as i32))
 }

@@ -114,7 +114,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
             })
             .collect(),
     };
-    let (brokers, controller) = super::cluster_brokers(&shard);
+    let brokers = super::cluster_brokers(&shard);
     let brokers = brokers
         .into_iter()
         .map(|b| {
@@ -129,7 +129,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let resp = MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id((v >= 2).then(|| StrBytes::from_string(cluster_id)))
-        .with_controller_id(if v >= 1 { BrokerId(controller) } else { BrokerId(-1) })
+        .with_controller_id(if v >= 1 { BrokerId(super::controller_id(&shard)) } else { BrokerId(-1) })
         .with_topics(topics);
     respond(frame, &resp)
 }

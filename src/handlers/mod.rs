@@ -43,7 +43,7 @@ use kafka_protocol::error::ResponseError;
 use crate::partition::Partition;
 use crate::shard::{self, invoke_on};
 use crate::topics::TopicPartition;
-pub use brokers::{cluster_brokers, cluster_id, leader_elsewhere, partition_view, ListedBroker};
+pub use brokers::{cluster_brokers, cluster_id, controller_id, leader_elsewhere, partition_view, ListedBroker};
 
 use kafka_protocol::messages::ApiKey;
 

@@ -225,13 +225,14 @@ async fn run(
         let commit = r.commit_index();
         let leading = r.is_leader();
         pending.retain(|p| {
-            let ours = r.term_of(p.last) == Some(p.term);
-            let done = ours && if p.acks == -1 { commit >= p.last } else { r.offsets_of(p.last).is_some() };
+            let term = r.term_of(p.last);
+            let done =
+                term == Some(p.term) && if p.acks == -1 { commit >= p.last } else { r.offsets_of(p.last).is_some() };
             if done {
                 let base = r.offsets_of(p.first).map_or(-1, |(b, _)| b);
                 let outcome = ProduceOutcome { base_offset: base, log_append_time: -1, log_start_offset: 0 };
                 let _ = p.reply.send(Ok(outcome));
-            } else if !leading || r.term_of(p.last).is_some_and(|t| t != p.term) {
+            } else if !leading || term.is_some_and(|t| t != p.term) {
                 // Its fate is the new leader's: the client retries there.
                 let _ = p.reply.send(Err(not_leader()));
                 return false;

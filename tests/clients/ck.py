@@ -127,15 +127,22 @@ def msg_rec(m):
     return rec(m.partition(), m.offset(), m.key(), m.value(), m.headers(), ts if ts_type != 0 else None)
 
 
-def cmd_consume(a):
-    c = Consumer({
-        "bootstrap.servers": a.bootstrap,
+def assign_only_consumer(boot, **extra):
+    """A consumer that reads with assign() and explicit offsets only."""
+    conf = {
+        "bootstrap.servers": boot,
         "client.id": CLIENT_ID,
         "group.id": "sluice-test-assign-only",  # never joined: assign() only, no commits
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "error",
-    })
+    }
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def cmd_consume(a):
+    c = assign_only_consumer(a.bootstrap)
     try:
         md = c.list_topics(a.topic, timeout=10)
         t = md.topics.get(a.topic)
@@ -190,13 +197,7 @@ def cmd_tail(a):
     group: librdkafka follows leader changes itself) until PATH exists and
     each partition is read to its high watermark as it is then. Reports every
     record in the order read."""
-    c = Consumer({
-        "bootstrap.servers": a.bootstrap,
-        "client.id": CLIENT_ID,
-        "group.id": "sluice-test-assign-only",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "error",
+    c = assign_only_consumer(a.bootstrap, **{
         "topic.metadata.refresh.interval.ms": 1000,
         # A SIGSTOPped broker keeps its connections open: give up on it soon.
         "socket.timeout.ms": 6000,
