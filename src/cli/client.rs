@@ -27,6 +27,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A response claiming more is treated as garbage rather than allocated.
 const MAX_FRAME: usize = 256 << 20;
+/// How often (100 ms apart) a loading coordinator is asked again: 5 s.
+const LOADING_RETRIES: usize = 50;
 
 pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -137,6 +139,27 @@ impl Conn {
             bail!("broker {} serves {} v{lo}-{hi}, this tool speaks up to v{}", self.addr, api_name(R::KEY), cap);
         }
         Ok(v)
+    }
+
+    /// `call`, sent again while the group coordinator answers
+    /// COORDINATOR_LOAD_IN_PROGRESS (it is replaying its offsets partition),
+    /// as Kafka's Admin client retries it; `code` picks the response's
+    /// group-level error.
+    pub fn call_while_loading<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+        code: impl Fn(&R::Response) -> i16,
+    ) -> Result<R::Response> {
+        const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+        for _ in 0..LOADING_RETRIES {
+            let resp = self.call(req, version)?;
+            if code(&resp) != COORDINATOR_LOAD_IN_PROGRESS {
+                return Ok(resp);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.call(req, version)
     }
 
     fn frame<R: Request>(&mut self, req: &R, version: i16) -> Result<(Bytes, i32)> {
@@ -346,7 +369,7 @@ impl Cluster {
                 (resp.error_code, resp.error_message.clone(), resp.host.clone(), resp.port)
             };
             // 14: COORDINATOR_LOAD_IN_PROGRESS, 15: COORDINATOR_NOT_AVAILABLE.
-            if matches!(code, 14 | 15) && attempt < 50 {
+            if matches!(code, 14 | 15) && attempt < LOADING_RETRIES {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }

@@ -155,7 +155,7 @@ fn describe_group(coordinator: &mut Conn, group: &str) -> Result<Described> {
     let v = coordinator.version::<DescribeGroupsRequest>(5)?;
     let mut req = DescribeGroupsRequest::default();
     req.groups = vec![group_id(group)];
-    let resp = coordinator.call(&req, v)?;
+    let resp = coordinator.call_while_loading(&req, v, |r| r.groups.first().map_or(0, |g| g.error_code))?;
     let Some(g) = resp.groups.into_iter().next() else { bail!("DescribeGroups returned nothing for {group}") };
     // Below v6 Kafka says "no such classic group" as a Dead group without an
     // error (KIP-1043 added the error code): both mean it may be a group of
@@ -199,7 +199,7 @@ fn describe_consumer_group(coordinator: &mut Conn, group: &str) -> Result<Option
     let Ok(v) = coordinator.version::<ConsumerGroupDescribeRequest>(1) else { return Ok(None) };
     let mut req = ConsumerGroupDescribeRequest::default();
     req.group_ids = vec![group_id(group)];
-    let resp = coordinator.call(&req, v)?;
+    let resp = coordinator.call_while_loading(&req, v, |r| r.groups.first().map_or(0, |g| g.error_code))?;
     let Some(g) = resp.groups.into_iter().next().filter(|g| g.error_code == 0) else { return Ok(None) };
     let members = g
         .members
@@ -331,7 +331,7 @@ fn delete(cluster: &mut Cluster, group: &str) -> Result<()> {
     let v = coordinator.version::<DeleteGroupsRequest>(2)?;
     let mut req = DeleteGroupsRequest::default();
     req.groups_names = vec![group_id(group)];
-    let resp = coordinator.call(&req, v)?;
+    let resp = coordinator.call_while_loading(&req, v, |r| r.results.first().map_or(0, |g| g.error_code))?;
     let Some(r) = resp.results.first() else { bail!("DeleteGroups returned nothing for {group}") };
     match r.error_code {
         GROUP_ID_NOT_FOUND => bail!("consumer group {group} does not exist"),
@@ -358,7 +358,7 @@ fn delete_offsets(cluster: &mut Cluster, group: &str, topic: &str) -> Result<()>
     let mut req = OffsetDeleteRequest::default();
     req.group_id = group_id(group);
     req.topics = vec![t];
-    let resp = coordinator.call(&req, v)?;
+    let resp = coordinator.call_while_loading(&req, v, |r| r.error_code)?;
     if resp.error_code == GROUP_ID_NOT_FOUND {
         bail!("consumer group {group} does not exist");
     }
@@ -446,7 +446,9 @@ fn reset_offsets(
         req.generation_id_or_member_epoch = -1;
         req.retention_time_ms = -1;
         req.topics = vec![t];
-        let resp = coordinator.call(&req, v)?;
+        let resp = coordinator.call_while_loading(&req, v, |r| {
+            r.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code).find(|&c| c != 0).unwrap_or(0)
+        })?;
         for t in &resp.topics {
             for p in &t.partitions {
                 check(p.error_code, None).with_context(|| {

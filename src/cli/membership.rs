@@ -342,7 +342,7 @@ pub fn committed_offsets(
         None if v >= 2 => None,
         None => bail!("broker {} cannot list a group's offsets (OffsetFetch v{v})", coordinator.addr),
     };
-    let resp = coordinator.call(&req, v)?;
+    let resp = coordinator.call_while_loading(&req, v, |r| r.error_code)?;
     check(resp.error_code, None).with_context(|| format!("offsets of group {group}"))?;
     let mut out = BTreeMap::new();
     for t in &resp.topics {
