@@ -46,6 +46,11 @@ pub struct BrokerConfig {
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`,
     /// fixed once the topic exists (a group's partition must not move).
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (Kafka default 3): replicas of
+    /// each `__consumer_offsets` partition in a cluster, capped at the
+    /// number of controller voters; the topic is made once that many
+    /// brokers are registered.
+    pub offsets_topic_replication_factor: i16,
     /// `offsets.topic.segment.bytes`: that topic's segment size.
     pub offsets_topic_segment_bytes: u64,
     /// `group.consumer.session.timeout.ms` (KIP-848 groups): a member not
@@ -357,6 +362,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 104_857_600,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
@@ -614,6 +620,9 @@ impl BrokerConfig {
                     self.offsets_topic_num_partitions = parse_num::<i32>(key, v)?.clamp(1, 1000)
                 }
                 "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse_num(key, v)?,
+                "offsets.topic.replication.factor" => {
+                    self.offsets_topic_replication_factor = parse_num::<i16>(key, v)?.max(1)
+                }
                 "group.consumer.session.timeout.ms" => {
                     self.group_consumer_session_timeout_ms = parse_num::<u64>(key, v)?.max(1)
                 }
@@ -1346,6 +1355,7 @@ impl BrokerConfig {
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
             ("offsets.topic.segment.bytes", self.offsets_topic_segment_bytes.to_string()),
+            ("offsets.topic.replication.factor", self.offsets_topic_replication_factor.to_string()),
             ("group.consumer.session.timeout.ms", self.group_consumer_session_timeout_ms.to_string()),
             ("group.consumer.heartbeat.interval.ms", self.group_consumer_heartbeat_interval_ms.to_string()),
         ];

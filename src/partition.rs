@@ -98,6 +98,8 @@ pub struct Partition {
     /// The epoch of this broker's leadership (the Raft term for a
     /// replicated partition, moved by its task).
     pub leader_epoch: Cell<i32>,
+    /// Whether this replica leads (always, for one unreplicated).
+    pub leading: Cell<bool>,
     tx: flume::Sender<Cmd>,
     pub offsets: Rc<Offsets>,
     /// Fetches waiting for data (long poll), woken by every append.
@@ -141,6 +143,7 @@ impl Partition {
         let (tx, rx) = flume::unbounded();
         let p = Rc::new(Partition {
             leader_epoch: Cell::new(leader_epoch),
+            leading: Cell::new(true),
             tx: tx.clone(),
             offsets,
             waiters: RefCell::new(Vec::new()),
@@ -153,6 +156,14 @@ impl Partition {
         let weak = Rc::downgrade(&p);
         glommio::spawn_local(run(log, rx, tx, weak)).detach();
         Ok(p)
+    }
+
+    /// The leader epoch, while this replica leads and has committed all
+    /// of its log (a new leader has its first entry of the term committed):
+    /// reading up to the end then gives everything the partition holds.
+    pub fn settled_leader(&self) -> Option<i32> {
+        let o = &self.offsets;
+        (self.leading.get() && o.high_watermark.get() >= o.end.get()).then(|| self.leader_epoch.get())
     }
 
     pub async fn append(&self, batches: Vec<Vec<u8>>, acks: i16) -> Result<ProduceOutcome, PartitionError> {

@@ -711,3 +711,90 @@ fn a_leader_cut_off_from_the_others_is_fenced_when_it_returns() {
         assert_eq!(got, ["before", "after"], "the log through {b}: {text}");
     }
 }
+
+/// Kafka's `__consumer_offsets` partition for a group: Java's
+/// `String.hashCode` made non-negative, modulo the partition count.
+fn offsets_partition(group: &str, partitions: usize) -> usize {
+    let h = group.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    (h & 0x7fff_ffff) as usize % partitions
+}
+
+/// `__consumer_offsets` has three replicas of each partition; when the
+/// broker leading a group's partition (its coordinator) is killed, another
+/// replica coordinates the group with every committed offset: a member that
+/// joins afterwards reads from where the group had committed, not from the
+/// beginning.
+#[test]
+fn a_groups_coordinator_fails_over_with_its_committed_offsets() {
+    let mut c = Cluster::start(3, &[FAST, &["offsets.topic.replication.factor=3"]].concat());
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let all = boot.join(",");
+    let topic = unique_name("offsets-failover");
+    let group = unique_name("failing-over");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "3", "--replication-factor", "3"]);
+    let produce = |b: &str, from: usize, to: usize| {
+        let input: String = (from..to).map(|i| format!("v{i}\n")).collect();
+        let args = ["--bootstrap-server", b, "--topic", &topic, "--command-property", "acks=all"];
+        kafka_tool_ok(CONSOLE_PRODUCER, &args, Some(input.as_bytes()));
+    };
+    let values = |j: &common::Json| -> Vec<String> {
+        let mut v: Vec<String> = common::Rec::list(j.get("records")).into_iter().filter_map(|r| r.value).collect();
+        v.sort();
+        v
+    };
+    let hex = |s: String| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let want = |from: usize, to: usize| -> Vec<String> {
+        let mut w: Vec<String> = (from..to).map(|i| hex(format!("v{i}"))).collect();
+        w.sort();
+        w
+    };
+    // Per partition, the committed offset (-1001: none), and the partitions
+    // the member read records from.
+    let committed =
+        |j: &common::Json| -> Vec<i64> { (0..3).map(|p| j.get("committed").get(&p.to_string()).as_i64()).collect() };
+    let read_from = |j: &common::Json| -> Vec<usize> {
+        let mut p: Vec<usize> = common::Rec::list(j.get("records")).iter().map(|r| r.partition as usize).collect();
+        p.sort();
+        p.dedup();
+        p
+    };
+    produce(&boot[1], 0, 300);
+    let first = common::python_json("ck.py", &["group", &all, &topic, &group, "--expect", "300", "--timeout", "90"]);
+    assert_eq!(values(&first), want(0, 300), "the group's first member reads every record once");
+    let before = committed(&first);
+    for p in read_from(&first) {
+        assert!(before[p] > 0, "the first member committed its position on partition {p}: {before:?}");
+    }
+
+    let offsets = c.layout(0, "__consumer_offsets").expect("describing __consumer_offsets");
+    assert!(!offsets.is_empty(), "__consumer_offsets exists");
+    assert!(offsets.iter().all(|(_, r, _)| r.len() == 3), "three replicas of each offsets partition: {offsets:?}");
+    let p = offsets_partition(&group, offsets.len());
+    let coordinator = offsets[p].0;
+    assert!(coordinator > 0, "the group's offsets partition {p} has a leader: {:?}", offsets[p]);
+    // Every replica has the commits before the coordinator goes.
+    let synced = poll(150, || c.layout(0, "__consumer_offsets"), |l| l.as_ref().is_some_and(|l| l[p].2.len() == 3));
+    assert!(synced.is_some_and(|l| l[p].2.len() == 3), "offsets partition {p} fully in sync");
+
+    c.nodes[coordinator as usize - 1].kill9();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != coordinator as usize - 1).collect();
+    let moved = poll(
+        150,
+        || c.layout(alive[0], "__consumer_offsets"),
+        |l| l.as_ref().is_some_and(|l| l[p].0 > 0 && l[p].0 != coordinator),
+    );
+    assert!(moved.is_some_and(|l| l[p].0 > 0 && l[p].0 != coordinator), "another replica leads offsets partition {p}");
+    let survivors: String = alive.iter().map(|&i| boot[i].clone()).collect::<Vec<_>>().join(",");
+    produce(&boot[alive[1]], 300, 400);
+    let second =
+        common::python_json("ck.py", &["group", &survivors, &topic, &group, "--expect", "100", "--timeout", "90"]);
+    assert_eq!(values(&second), want(300, 400), "the next member resumes at the committed offsets");
+    let after = committed(&second);
+    for p in read_from(&second) {
+        assert!(
+            after[p] > before[p],
+            "the new coordinator took the commit on partition {p}: {before:?} then {after:?}"
+        );
+    }
+}

@@ -252,12 +252,15 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest, pid
             }
         }
         AdminRequest::EnsureOffsetsTopic => {
-            if !image.topics.contains_key(OFFSETS_TOPIC) && !brokers.is_empty() {
+            // As Kafka: not made until enough brokers are up for its
+            // replication factor (a smaller quorum caps it).
+            let voters = config.quorum.as_ref().map_or(1, |q| q.voters.len());
+            let rf = (config.offsets_topic_replication_factor.max(1) as usize).min(voters.max(1));
+            if !image.topics.contains_key(OFFSETS_TOPIC) && !brokers.is_empty() && brokers.len() >= rf {
                 let id = uuid::Uuid::new_v4();
                 let partitions = config.offsets_topic_num_partitions.max(1) as usize;
                 let configs = topics::offsets_topic_configs(config.offsets_topic_segment_bytes);
-                // One replica each until partitions replicate.
-                let replicas = assign(&brokers, partitions, 1, 0);
+                let replicas = assign(&brokers, partitions, rf, image.start_for(&brokers));
                 let check = Check::Exists { name: OFFSETS_TOPIC.into(), id, partitions, configs: configs.clone() };
                 records.push(Record::CreateTopic {
                     name: OFFSETS_TOPIC.into(),
@@ -270,7 +273,7 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest, pid
                     name: OFFSETS_TOPIC.into(),
                     id,
                     partitions: partitions as i32,
-                    replication_factor: 1,
+                    replication_factor: rf as i16,
                     configs,
                 };
                 items.push((Ok(Outcome::Topic(outcome)), Some(check)));

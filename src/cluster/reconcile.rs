@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::image::{MetadataImage, TopicImage};
 use crate::shard::{self, invoke_on};
-use crate::topics::{self, PartitionMeta, TopicMeta, TopicPartition, TopicTable, OFFSETS_TOPIC};
+use crate::topics::{self, PartitionMeta, TopicMeta, TopicPartition, TopicTable};
 
 thread_local! {
     /// The topics of the image last reconciled.
@@ -146,17 +146,6 @@ pub async fn run() {
             }
         })
         .await;
-    }
-    // Offsets partitions new here: their groups are coordinated here now.
-    if let Some(t) = opened.iter().find(|t| t.name == OFFSETS_TOPIC) {
-        for (i, p) in t.partitions.iter().enumerate() {
-            if let (Some(s), true) = (p.shard, is_new_here(t, i)) {
-                let tp = TopicPartition::new(OFFSETS_TOPIC, i as i32);
-                if let Err(e) = invoke_on(s, move || crate::groups::load_partition(tp)).await {
-                    tracing::error!(%e, "loading committed offsets failed");
-                }
-            }
-        }
     }
     if !removed.is_empty() || !opened.is_empty() {
         tracing::info!(

@@ -42,9 +42,10 @@ thread_local! {
     /// Whether this shard's consumer-group session sweeper runs.
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
     static OFFSETS: RefCell<OffsetMap> = RefCell::new(OffsetMap::default());
-    /// Set once this shard's offsets are replayed (`load_owned`).
-    static LOADED: Cell<bool> = const { Cell::new(false) };
-    /// Offsets partitions that came to this shard later and are replaying.
+    /// Offsets partitions this shard has replayed, with the leader epoch
+    /// it replayed them in: a new leadership replays again.
+    static LOADED: RefCell<HashMap<TopicPartition, i32>> = RefCell::new(HashMap::new());
+    /// Offsets partitions being replayed.
     static LOADING: RefCell<std::collections::HashSet<TopicPartition>> = RefCell::new(Default::default());
 }
 
@@ -53,42 +54,39 @@ pub fn owner(group_id: &str) -> usize {
     persist::group_partition(group_id).and_then(|(_, shard)| shard).unwrap_or(0)
 }
 
-/// Replays this shard's partitions of `__consumer_offsets`; until it is
-/// done the shard's groups answer COORDINATOR_LOAD_IN_PROGRESS.
+/// Replays this shard's partitions of `__consumer_offsets` that it leads
+/// now, before the shard serves groups. A replicated partition whose Raft
+/// group has no leader yet is replayed when it first leads (`unavailable`).
 pub async fn load_owned() -> Result<(), String> {
     let shard = shard::current();
     let table = shard.topics();
-    if let Some(meta) = table.get(OFFSETS_TOPIC) {
-        let started = Instant::now();
-        let mut records = 0;
-        for (i, p) in meta.partitions.iter().enumerate() {
-            if p.shard != Some(shard.id) {
-                continue;
-            }
-            let Some(part) = shard.partition(&TopicPartition::new(OFFSETS_TOPIC, i as i32)) else { continue };
-            let apply = |group: &str, tp: TopicPartition, o: Option<CommittedOffset>| {
-                OFFSETS.with(|m| match o {
-                    Some(o) => m.borrow_mut().commit(group, vec![(tp, o)]),
-                    None => m.borrow_mut().delete(group, &tp),
-                })
-            };
-            records += persist::replay(part, apply).await.map_err(|e| format!("{OFFSETS_TOPIC}-{i}: {e}"))?;
-        }
-        if records > 0 {
-            let groups = OFFSETS.with(|o| o.borrow().group_ids().count());
-            tracing::info!(records, groups, ms = started.elapsed().as_millis() as u64, "committed offsets loaded");
+    let Some(meta) = table.get(OFFSETS_TOPIC) else { return Ok(()) };
+    let started = Instant::now();
+    let mut records = 0;
+    for (i, p) in meta.partitions.iter().enumerate() {
+        if p.shard == Some(shard.id) {
+            records += load_partition(TopicPartition::new(OFFSETS_TOPIC, i as i32)).await?;
         }
     }
-    LOADED.with(|l| l.set(true));
+    if records > 0 {
+        let groups = OFFSETS.with(|o| o.borrow().group_ids().count());
+        tracing::info!(records, groups, ms = started.elapsed().as_millis() as u64, "committed offsets loaded");
+    }
     Ok(())
 }
 
-/// Replays a partition of `__consumer_offsets` this shard was given after
-/// start-up (a cluster's controller placed it here); its groups answer
-/// COORDINATOR_LOAD_IN_PROGRESS until it is done.
-pub async fn load_partition(tp: TopicPartition) -> Result<(), String> {
-    let Some(part) = shard::current().partition(&tp) else { return Ok(()) };
-    LOADING.with(|l| l.borrow_mut().insert(tp.clone()));
+/// Replays one partition of `__consumer_offsets` that this shard leads,
+/// after dropping what it held of that partition's groups from an earlier
+/// leadership (another coordinator has served them since). Its groups
+/// answer COORDINATOR_LOAD_IN_PROGRESS until it is done. Returns the
+/// records read (0 when it does not lead the partition, or is loading it).
+async fn load_partition(tp: TopicPartition) -> Result<usize, String> {
+    let Some(part) = shard::current().partition(&tp) else { return Ok(0) };
+    let Some(epoch) = part.settled_leader() else { return Ok(0) };
+    if !LOADING.with(|l| l.borrow_mut().insert(tp.clone())) {
+        return Ok(0);
+    }
+    forget_partition(&tp);
     let apply = |group: &str, tp: TopicPartition, o: Option<CommittedOffset>| {
         OFFSETS.with(|m| match o {
             Some(o) => m.borrow_mut().commit(group, vec![(tp, o)]),
@@ -97,28 +95,73 @@ pub async fn load_partition(tp: TopicPartition) -> Result<(), String> {
     };
     let r = persist::replay(part, apply).await;
     LOADING.with(|l| l.borrow_mut().remove(&tp));
-    r.map(|_| ()).map_err(|e| format!("{}-{}: {e}", tp.topic, tp.partition))
+    if r.is_ok() {
+        LOADED.with(|l| l.borrow_mut().insert(tp.clone(), epoch));
+    }
+    r.map_err(|e| format!("{}-{}: {e}", tp.topic, tp.partition))
 }
 
-/// COORDINATOR_LOAD_IN_PROGRESS while this shard replays its offsets.
-fn loading() -> Option<i16> {
-    (!LOADED.with(|l| l.get())).then(|| code(ResponseError::CoordinatorLoadInProgress))
+/// Drops the groups (members and offsets) this shard holds whose records
+/// go to `tp`.
+fn forget_partition(tp: &TopicPartition) {
+    let Some(n) = shard::current().topics().get(OFFSETS_TOPIC).map(|m| m.partitions.len()) else { return };
+    let ours = |id: &str| persist::partition_for(id, n) == tp.partition;
+    GROUPS.with(|g| g.borrow_mut().retain(|id, _| !ours(id)));
+    CONSUMER_GROUPS.with(|g| g.borrow_mut().retain(|id, _| !ours(id)));
+    OFFSETS.with(|o| o.borrow_mut().retain_groups(|id| !ours(id)));
+}
+
+/// Whether this shard coordinates the groups of offsets partition `tp`
+/// now: it leads the partition and has replayed it in this leadership.
+/// Kafka's answers otherwise: NOT_COORDINATOR sends the client back to
+/// FindCoordinator, COORDINATOR_LOAD_IN_PROGRESS has it retry here.
+fn coordinates(tp: &TopicPartition) -> Result<(), ResponseError> {
+    let Some(part) = shard::current().partition(tp) else { return Err(ResponseError::NotCoordinator) };
+    if !part.leading.get() {
+        return Err(ResponseError::NotCoordinator);
+    }
+    match part.settled_leader() {
+        Some(epoch) if LOADED.with(|l| l.borrow().get(tp) == Some(&epoch)) => Ok(()),
+        _ => Err(ResponseError::CoordinatorLoadInProgress),
+    }
 }
 
 /// Why this shard cannot coordinate `group_id` now, if it cannot: in a
 /// cluster another broker may hold the group's offsets partition, or
-/// `__consumer_offsets` may not exist yet (Kafka's answers, which send the
-/// client back to FindCoordinator).
+/// `__consumer_offsets` may not exist yet. A partition this shard has come
+/// to lead is replayed from here, on the first ask.
 fn unavailable(group_id: &str) -> Option<ResponseError> {
-    match persist::group_partition(group_id) {
+    let (tp, shard_of) = match persist::group_partition(group_id) {
         None => return Some(ResponseError::CoordinatorNotAvailable),
-        Some((_, s)) if s != Some(shard::current().id) => return Some(ResponseError::NotCoordinator),
-        Some((tp, _)) if LOADING.with(|l| l.borrow().contains(&tp)) => {
-            return Some(ResponseError::CoordinatorLoadInProgress)
-        }
-        _ => {}
+        Some(found) => found,
+    };
+    if shard_of != Some(shard::current().id) {
+        return Some(ResponseError::NotCoordinator);
     }
-    loading().map(|_| ResponseError::CoordinatorLoadInProgress)
+    let e = coordinates(&tp).err()?;
+    let idle = !LOADING.with(|l| l.borrow().contains(&tp));
+    let settled = shard::current().partition(&tp).is_some_and(|p| p.settled_leader().is_some());
+    if e == ResponseError::CoordinatorLoadInProgress && idle && settled {
+        glommio::spawn_local(async move {
+            if let Err(e) = load_partition(tp).await {
+                tracing::error!(%e, "loading committed offsets failed");
+            }
+        })
+        .detach();
+    }
+    Some(e)
+}
+
+/// COORDINATOR_LOAD_IN_PROGRESS while this shard replays an offsets
+/// partition (ListGroups would otherwise miss its groups).
+fn loading() -> Option<i16> {
+    let busy = LOADING.with(|l| !l.borrow().is_empty());
+    busy.then(|| code(ResponseError::CoordinatorLoadInProgress))
+}
+
+/// Whether this shard coordinates `group_id` now (ListGroups shows it).
+fn listed_here(group_id: &str) -> bool {
+    persist::group_partition(group_id).is_some_and(|(tp, s)| s == Some(shard::current().id) && coordinates(&tp).is_ok())
 }
 
 fn settings() -> Settings {
@@ -466,6 +509,7 @@ pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<
             let mut out: Vec<ListedGroup> = GROUPS.with(|g| {
                 g.borrow()
                     .values()
+                    .filter(|g| listed_here(&g.id))
                     .map(|g| ListedGroup {
                         group_id: g.id.clone(),
                         protocol_type: g.protocol_type().to_string(),
@@ -475,7 +519,7 @@ pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<
                     .collect()
             });
             CONSUMER_GROUPS.with(|g| {
-                out.extend(g.borrow().values().map(|g| ListedGroup {
+                out.extend(g.borrow().values().filter(|g| listed_here(&g.id)).map(|g| ListedGroup {
                     group_id: g.id.clone(),
                     protocol_type: "consumer".into(),
                     state: g.state_name(),
@@ -486,7 +530,7 @@ pub async fn list_groups(states: Vec<String>, types: Vec<String>) -> Result<Vec<
             let known: std::collections::HashSet<String> = out.iter().map(|g| g.group_id.clone()).collect();
             OFFSETS.with(|o| {
                 for id in o.borrow().group_ids() {
-                    if !known.contains(id) {
+                    if !known.contains(id) && listed_here(id) {
                         let simple = ListedGroup {
                             group_id: id.clone(),
                             protocol_type: String::new(),

@@ -66,6 +66,11 @@ impl OffsetMap {
         self.groups.remove(group).map(|m| m.into_keys().collect()).unwrap_or_default()
     }
 
+    /// Keeps only the groups `keep` says yes to.
+    pub fn retain_groups(&mut self, keep: impl Fn(&str) -> bool) {
+        self.groups.retain(|g, _| keep(g));
+    }
+
     pub fn has_group(&self, group: &str) -> bool {
         self.groups.contains_key(group)
     }

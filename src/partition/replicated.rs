@@ -57,6 +57,7 @@ pub(super) async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Part
     let (tx, rx) = flume::unbounded();
     let part = Rc::new(Partition {
         leader_epoch: std::cell::Cell::new(replica.term() as i32),
+        leading: std::cell::Cell::new(false),
         tx: tx.clone(),
         offsets,
         waiters: Default::default(),
@@ -243,6 +244,7 @@ async fn run(
             let before = part.offsets.high_watermark.get();
             update(&part.offsets, &r);
             part.leader_epoch.set(r.term().min(i32::MAX as u64) as i32);
+            part.leading.set(leading);
             if part.offsets.high_watermark.get() > before {
                 part.wake_waiters();
             }

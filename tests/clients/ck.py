@@ -192,6 +192,23 @@ def cmd_consume(a):
         c.close()
 
 
+def watermark_after_churn(c, tp, deadline):
+    """The high watermark of tp. Right after a broker restarts librdkafka's
+    metadata cache may still hold the partition without a leader, and the
+    query fails locally (_UNKNOWN_PARTITION, _LEADER_NOT_AVAILABLE): ask
+    again until the cache is refreshed, up to the deadline."""
+    while True:
+        try:
+            return c.get_watermark_offsets(tp, timeout=10)[1]
+        except KafkaException as e:
+            err = e.args[0]
+            local = err.code() in (KafkaError._UNKNOWN_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                                   KafkaError._TRANSPORT, KafkaError._TIMED_OUT)
+            if not (local or err.retriable()) or time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def cmd_tail(a):
     """Reads every partition from offset 0 while the test runs (assign(), no
     group: librdkafka follows leader changes itself) until PATH exists and
@@ -218,7 +235,7 @@ def cmd_tail(a):
             if end is None and os.path.exists(a.stop_file):
                 end = {}
                 for p in parts:
-                    end[p] = c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10)[1]
+                    end[p] = watermark_after_churn(c, TopicPartition(a.topic, p), deadline)
             m = c.poll(0.2)
             if m is None:
                 continue
