@@ -87,6 +87,17 @@ pub struct BrokerConfig {
     /// `replica.lag.time.max.ms` (Kafka default 30000): a follower that has
     /// not had its leader's whole log for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// `auto.leader.rebalance.enable` (Kafka default true): a partition's
+    /// leader hands leadership back to its preferred replica (the first)
+    /// once that one is in sync and its broker leads too few of the
+    /// partitions it prefers.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (Kafka default 300).
+    pub leader_imbalance_check_interval: Duration,
+    /// `leader.imbalance.per.broker.percentage` (Kafka default 10): above
+    /// this share of a broker's preferred partitions led elsewhere, they
+    /// move back.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// The listener and quorum settings as given, resolved together after
     /// each `apply` (they may come in any order).
     listener_settings: ListenerSettings,
@@ -378,6 +389,9 @@ impl Default for BrokerConfig {
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
             replica_lag_time_max_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval: Duration::from_secs(300),
+            leader_imbalance_per_broker_percentage: 10,
             listener_settings: ListenerSettings::default(),
         }
     }
@@ -552,6 +566,13 @@ impl BrokerConfig {
                 "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_num::<u64>(key, v)?.max(1),
                 "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_num::<u64>(key, v)?.max(1),
                 "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_num::<u64>(key, v)?.max(1),
+                "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = parse_bool(key, v)?,
+                "leader.imbalance.check.interval.seconds" => {
+                    self.leader_imbalance_check_interval = Duration::from_secs(parse_num::<u64>(key, v)?.max(1))
+                }
+                "leader.imbalance.per.broker.percentage" => {
+                    self.leader_imbalance_per_broker_percentage = parse_num::<u32>(key, v)?.min(100)
+                }
                 "num.partitions" => self.num_partitions = parse_num::<i32>(key, v)?.max(1),
                 "default.replication.factor" => self.default_replication_factor = parse_num(key, v)?,
                 "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, v)?,
@@ -1330,6 +1351,9 @@ impl BrokerConfig {
             ("broker.session.timeout.ms", self.broker_session_timeout_ms.to_string()),
             ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms.to_string()),
             ("replica.lag.time.max.ms", self.replica_lag_time_max_ms.to_string()),
+            ("auto.leader.rebalance.enable", self.auto_leader_rebalance_enable.to_string()),
+            ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval.as_secs().to_string()),
+            ("leader.imbalance.per.broker.percentage", self.leader_imbalance_per_broker_percentage.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics.to_string()),

@@ -798,3 +798,50 @@ fn a_groups_coordinator_fails_over_with_its_committed_offsets() {
         );
     }
 }
+
+/// Preferred-leader balancing (`auto.leader.rebalance.enable`, on by
+/// default; checked every second here): each partition ends up led by its
+/// first replica, leadership moves away from a killed broker, and once the
+/// broker is back and in sync it leads its partitions again, with nothing
+/// acknowledged lost on the way.
+#[test]
+fn leadership_returns_to_the_preferred_replicas_after_a_broker_comes_back() {
+    let mut c = Cluster::start(3, &[FAST, &["leader.imbalance.check.interval.seconds=1"]].concat());
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("preferred");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "3", "--replication-factor", "3"]);
+    let balanced = |l: &Option<Layout>| {
+        l.as_ref().is_some_and(|l| {
+            l.len() == 3 && l.iter().all(|(leader, r, isr)| r.len() == 3 && isr.len() == 3 && Some(leader) == r.first())
+        })
+    };
+    let first = poll(300, || c.layout(0, &topic), balanced);
+    assert!(balanced(&first), "every partition led by its preferred replica: {first:?}");
+    let first = first.unwrap();
+    let preferred: Vec<i32> = first.iter().map(|(_, r, _)| r[0]).collect();
+    let mut spread = preferred.clone();
+    spread.sort();
+    assert_eq!(spread, [1, 2, 3], "placement spreads the preferred leaders");
+
+    let victim = preferred[0];
+    c.nodes[victim as usize - 1].kill9();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != victim as usize - 1).collect();
+    let moved =
+        poll(150, || c.layout(alive[0], &topic), |l| l.as_ref().is_some_and(|l| l[0].0 > 0 && l[0].0 != victim));
+    assert!(moved.as_ref().is_some_and(|l| l[0].0 > 0 && l[0].0 != victim), "partition 0 led by another: {moved:?}");
+    let input: String = (0..200).map(|i| format!("v{i}\n")).collect();
+    let args = ["--bootstrap-server", &boot[alive[0]], "--topic", &topic, "--command-property", "acks=all"];
+    kafka_tool_ok(CONSOLE_PRODUCER, &args, Some(input.as_bytes()));
+
+    c.nodes[victim as usize - 1].restart();
+    let back = poll(300, || c.layout(alive[1], &topic), balanced);
+    assert!(balanced(&back), "broker {victim} leads its partitions again: {back:?}");
+    let out = kcat(&["-C", "-b", &boot[victim as usize - 1], "-t", &topic, "-o", "beginning", "-e", "-q"], b"");
+    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every acknowledged record once, read from the returning leader");
+}

@@ -448,6 +448,23 @@ impl Replica {
         self.log.delete().await.map_err(err)
     }
 
+    /// Hands leadership to `to` when it has the whole log now (raft-rs's
+    /// leader transfer: it campaigns at once, without an election timeout;
+    /// proposals are refused until it is done or abandoned after one
+    /// election timeout). Returns whether a transfer began.
+    pub fn transfer_leader(&mut self, to: u64) -> bool {
+        let raft = &self.raw.raft;
+        if !self.is_leader() || raft.lead_transferee.is_some() || to == raft.id {
+            return false;
+        }
+        let last = raft.raft_log.last_index();
+        if raft.prs().get(to).is_none_or(|p| p.matched < last) {
+            return false;
+        }
+        self.raw.transfer_leader(to);
+        true
+    }
+
     /// While leading: the ISR as Kafka defines it, this replica and those
     /// whose log reached the leader's end within `lag` (Kafka's
     /// `replica.lag.time.max.ms`).

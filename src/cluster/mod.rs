@@ -7,6 +7,7 @@
 //! a cluster of one, as before.
 
 pub mod admin;
+pub mod balance;
 pub mod controller;
 pub mod image;
 pub mod reconcile;

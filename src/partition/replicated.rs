@@ -97,9 +97,21 @@ async fn run(
     // `replica.lag.time.max.ms`: a follower that has not had the leader's
     // whole log for this long leaves the ISR.
     let lag = Duration::from_millis(shard::current().config.replica_lag_time_max_ms);
+    let balancing = {
+        let c = &shard::current().config;
+        let every = (c.leader_imbalance_check_interval.as_millis() / TICK.as_millis()).max(1) as u64;
+        c.auto_leader_rebalance_enable.then_some((every, c.leader_imbalance_per_broker_percentage))
+    };
+    let mut ticks: u64 = 0;
     while let Ok(cmd) = rx.recv_async().await {
         match cmd {
-            Cmd::Tick => r.tick(),
+            Cmd::Tick => {
+                r.tick();
+                ticks += 1;
+                if let Some((_, percentage)) = balancing.filter(|(every, _)| ticks % every == 0) {
+                    hand_back(&mut r, &tp, node, percentage, lag);
+                }
+            }
             Cmd::Raft(m) => r.step(m),
             Cmd::Append { batches, acks, reply } => {
                 if !r.is_leader() {
@@ -268,6 +280,22 @@ async fn run(
                 .detach();
             }
         }
+    }
+}
+
+/// Preferred-leader balancing (`cluster::balance`): a leader that is not
+/// its partition's preferred replica hands leadership to it when that one
+/// is in sync and its broker leads too few of the partitions it prefers.
+fn hand_back(r: &mut Replica, tp: &TopicPartition, node: i32, percentage: u32, lag: Duration) {
+    if !r.is_leader() {
+        return;
+    }
+    let table = shard::current().topics();
+    let Some(to) = crate::cluster::balance::hand_back_to(&table, &tp.topic, tp.partition, node, percentage) else {
+        return;
+    };
+    if r.in_sync(lag).contains(&raft_id(to)) && r.transfer_leader(raft_id(to)) {
+        tracing::info!(partition = %format!("{}-{}", tp.topic, tp.partition), to, "handing leadership back to the preferred replica");
     }
 }
 
