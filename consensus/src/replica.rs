@@ -249,6 +249,13 @@ impl Replica {
     }
 
     pub fn step(&mut self, m: Message) {
+        // A follower gets MsgTransferLeader only as `transfer_request`:
+        // it asks its leader for leadership (raft-rs passes it on).
+        if m.get_msg_type() == raft::eraftpb::MessageType::MsgTransferLeader && !self.is_leader() {
+            let me = self.raw.raft.id;
+            self.raw.transfer_leader(me);
+            return;
+        }
         if let Err(e) = self.raw.step(m) {
             tracing::debug!(%e, "raft: message not taken");
         }
@@ -499,6 +506,19 @@ impl Replica {
             }
         }
     }
+}
+
+/// The message by which `from` asks replica `to` to take over its group's
+/// leadership (ElectLeaders). raft-rs's MsgTransferLeader names the
+/// transferee as its sender, which the transport only lets a replica say
+/// of itself: so the ask goes to the transferee, whose `step` turns it into
+/// its own request to the leader.
+pub fn transfer_request(to: u64, from: u64) -> Message {
+    let mut m = Message::default();
+    m.set_msg_type(raft::eraftpb::MessageType::MsgTransferLeader);
+    m.to = to;
+    m.from = from;
+    m
 }
 
 /// The control batch a new leader's no-op becomes: one record whose key is

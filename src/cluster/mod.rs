@@ -63,6 +63,20 @@ pub fn send_group(group: GroupId, msg: sluice_consensus::Message) {
     }
 }
 
+/// Asks replica `to` of a replicated partition to take over its leadership
+/// (ElectLeaders; see `replica::transfer_request`): over the transport, or
+/// straight to the partition's shard when `to` is on this broker.
+pub fn request_leader_transfer(topic: uuid::Uuid, partition: i32, to: i32) {
+    let me = crate::shard::current().config.node_id;
+    let m = sluice_consensus::replica::transfer_request(controller::raft_id(to), controller::raft_id(me));
+    let group = group_id(topic, partition);
+    if to == me {
+        route_group(controller::raft_id(me), group, m);
+    } else {
+        send_group(group, m);
+    }
+}
+
 /// On shard 0: hands a partition group's message to the shard that owns
 /// the partition here.
 fn route_group(from: u64, group: GroupId, msg: sluice_consensus::Message) {

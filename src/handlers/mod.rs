@@ -17,6 +17,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -80,6 +81,7 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
@@ -114,6 +116,7 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::DeleteRecords => delete_records::handle(&frame).await.map(Some),
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&frame).await.map(Some),
         ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(&frame).await.map(Some),
+        ApiKey::ElectLeaders => elect_leaders::handle(&frame).await.map(Some),
         ApiKey::DescribeConfigs => describe_configs::handle(&frame).await.map(Some),
         ApiKey::AlterConfigs => alter_configs::handle(&frame).await.map(Some),
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(&frame).await.map(Some),
