@@ -46,7 +46,8 @@ stop_all() {
 trap 'stop_all; rm -rf "$work"' EXIT
 
 voters="1@127.0.0.1:$((base + 101)),2@127.0.0.1:$((base + 102)),3@127.0.0.1:$((base + 103))"
-boot="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
+# sluice-bench takes one bootstrap address.
+boot="127.0.0.1:$((base + 1))"
 node_props() {
   cat <<EOF
 node.id=$1
