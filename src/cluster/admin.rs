@@ -256,7 +256,7 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest, pid
             // replication factor (a smaller quorum caps it).
             let voters = config.quorum.as_ref().map_or(1, |q| q.voters.len());
             let rf = (config.offsets_topic_replication_factor.max(1) as usize).min(voters.max(1));
-            if !image.topics.contains_key(OFFSETS_TOPIC) && !brokers.is_empty() && brokers.len() >= rf {
+            if !image.topics.contains_key(OFFSETS_TOPIC) && brokers.len() >= rf {
                 let id = uuid::Uuid::new_v4();
                 let partitions = config.offsets_topic_num_partitions.max(1) as usize;
                 let configs = topics::offsets_topic_configs(config.offsets_topic_segment_bytes);

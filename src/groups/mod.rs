@@ -139,9 +139,9 @@ fn unavailable(group_id: &str) -> Option<ResponseError> {
         return Some(ResponseError::NotCoordinator);
     }
     let e = coordinates(&tp).err()?;
-    let idle = !LOADING.with(|l| l.borrow().contains(&tp));
-    let settled = shard::current().partition(&tp).is_some_and(|p| p.settled_leader().is_some());
-    if e == ResponseError::CoordinatorLoadInProgress && idle && settled {
+    // `load_partition` does nothing while the partition is loading or its
+    // leadership is not settled yet.
+    if e == ResponseError::CoordinatorLoadInProgress {
         glommio::spawn_local(async move {
             if let Err(e) = load_partition(tp).await {
                 tracing::error!(%e, "loading committed offsets failed");
