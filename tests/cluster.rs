@@ -533,22 +533,14 @@ fn replicated_topics_survive_the_loss_of_a_leader() {
         ];
         kafka_tool_ok(CONSOLE_PRODUCER, &args, Some(input.as_bytes()));
     };
-    // kcat reads every partition to its end without a group: the group
-    // coordinator's partition of __consumer_offsets has one replica on
-    // either broker, and may be on the one killed.
+    // Read without a group: the test is about the topic's replicas, not
+    // the group coordinator's.
     let consume = |b: &str, n: usize| -> Vec<String> {
-        let out = kcat(&["-C", "-b", b, "-t", &topic, "-o", "beginning", "-e", "-q"], b"");
-        assert!(out.status.success(), "kcat -C against {b}: {}", String::from_utf8_lossy(&out.stderr));
-        let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-        got.sort();
+        let got = read_all(b, &topic);
         assert_eq!(got.len(), n, "{n} records through {b}");
         got
     };
-    let want = |n: usize| -> Vec<String> {
-        let mut w: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
-        w.sort();
-        w
-    };
+    let want = |n: usize| values(0, n);
     produce(&boot[2], 0, 300);
     assert_eq!(consume(&boot[0], 300), want(300), "every record once, through another node");
 
@@ -712,6 +704,23 @@ fn a_leader_cut_off_from_the_others_is_fenced_when_it_returns() {
     }
 }
 
+/// Every record value of `topic`, read through `boot` to each partition's
+/// end with kcat (no group), sorted.
+fn read_all(boot: &str, topic: &str) -> Vec<String> {
+    let out = kcat(&["-C", "-b", boot, "-t", topic, "-o", "beginning", "-e", "-q"], b"");
+    assert!(out.status.success(), "kcat -C against {boot}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    got.sort();
+    got
+}
+
+/// The values "v{from}".."v{to - 1}" the tests produce, sorted.
+fn values(from: usize, to: usize) -> Vec<String> {
+    let mut v: Vec<String> = (from..to).map(|i| format!("v{i}")).collect();
+    v.sort();
+    v
+}
+
 /// Kafka's `__consumer_offsets` partition for a group: Java's
 /// `String.hashCode` made non-negative, modulo the partition count.
 fn offsets_partition(group: &str, partitions: usize) -> usize {
@@ -738,17 +747,14 @@ fn a_groups_coordinator_fails_over_with_its_committed_offsets() {
         let args = ["--bootstrap-server", b, "--topic", &topic, "--command-property", "acks=all"];
         kafka_tool_ok(CONSOLE_PRODUCER, &args, Some(input.as_bytes()));
     };
-    let values = |j: &common::Json| -> Vec<String> {
+    let read = |j: &common::Json| -> Vec<String> {
         let mut v: Vec<String> = common::Rec::list(j.get("records")).into_iter().filter_map(|r| r.value).collect();
         v.sort();
         v
     };
-    let hex = |s: String| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
-    let want = |from: usize, to: usize| -> Vec<String> {
-        let mut w: Vec<String> = (from..to).map(|i| hex(format!("v{i}"))).collect();
-        w.sort();
-        w
-    };
+    // ck.py gives values in hex; hex keeps the order `values` sorts by.
+    let hex = |s: &String| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let want = |from: usize, to: usize| -> Vec<String> { values(from, to).iter().map(hex).collect() };
     // Per partition, the committed offset (-1001: none), and the partitions
     // the member read records from.
     let committed =
@@ -761,7 +767,7 @@ fn a_groups_coordinator_fails_over_with_its_committed_offsets() {
     };
     produce(&boot[1], 0, 300);
     let first = common::python_json("ck.py", &["group", &all, &topic, &group, "--expect", "300", "--timeout", "90"]);
-    assert_eq!(values(&first), want(0, 300), "the group's first member reads every record once");
+    assert_eq!(read(&first), want(0, 300), "the group's first member reads every record once");
     let before = committed(&first);
     for p in read_from(&first) {
         assert!(before[p] > 0, "the first member committed its position on partition {p}: {before:?}");
@@ -789,7 +795,7 @@ fn a_groups_coordinator_fails_over_with_its_committed_offsets() {
     produce(&boot[alive[1]], 300, 400);
     let second =
         common::python_json("ck.py", &["group", &survivors, &topic, &group, "--expect", "100", "--timeout", "90"]);
-    assert_eq!(values(&second), want(300, 400), "the next member resumes at the committed offsets");
+    assert_eq!(read(&second), want(300, 400), "the next member resumes at the committed offsets");
     let after = committed(&second);
     for p in read_from(&second) {
         assert!(
@@ -840,13 +846,8 @@ fn leadership_returns_to_the_preferred_replicas_after_a_broker_comes_back() {
     c.nodes[victim as usize - 1].restart();
     let back = poll(300, || c.layout(alive[1], &topic), balanced);
     assert!(balanced(&back), "broker {victim} leads its partitions again: {back:?}");
-    let out = kcat(&["-C", "-b", &boot[victim as usize - 1], "-t", &topic, "-o", "beginning", "-e", "-q"], b"");
-    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
-    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-    got.sort();
-    let mut want: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
-    want.sort();
-    assert_eq!(got, want, "every acknowledged record once, read from the returning leader");
+    let got = read_all(&boot[victim as usize - 1], &topic);
+    assert_eq!(got, values(0, 200), "every acknowledged record once, read from the returning leader");
 }
 
 /// `kafka-leader-election --election-type PREFERRED` with automatic

@@ -127,6 +127,23 @@ def msg_rec(m):
     return rec(m.partition(), m.offset(), m.key(), m.value(), m.headers(), ts if ts_type != 0 else None)
 
 
+def poll_record(c, timeout, tolerated=None):
+    """The consumer's next record, or None when there is none yet or a
+    partition's end was reached. An error raises, unless `tolerated` is a
+    list and the error is retriable or not fatal: it is noted there."""
+    m = c.poll(timeout)
+    if m is None:
+        return None
+    if m.error():
+        if m.error().code() == KafkaError._PARTITION_EOF:
+            return None
+        if tolerated is not None and (m.error().retriable() or not m.error().fatal()):
+            tolerated.append(str(m.error()))
+            return None
+        raise KafkaException(m.error())
+    return m
+
+
 def assign_only_consumer(boot, **extra):
     """A consumer that reads with assign() and explicit offsets only."""
     conf = {
@@ -173,13 +190,9 @@ def cmd_consume(a):
         while not done():
             if time.time() > deadline:
                 raise RuntimeError(f"timed out: next offsets {nxt}, high watermarks {high}, ends {end}, {len(records)} records")
-            m = c.poll(0.5)
+            m = poll_record(c, 0.5)
             if m is None:
                 continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(m.error())
             records.append(msg_rec(m))
             nxt[m.partition()] = m.offset() + 1
             if rewind and not rewind[3] and m.partition() == rewind[0] and m.offset() == rewind[1]:
@@ -236,16 +249,9 @@ def cmd_tail(a):
                 end = {}
                 for p in parts:
                     end[p] = watermark_after_churn(c, TopicPartition(a.topic, p), deadline)
-            m = c.poll(0.2)
+            m = poll_record(c, 0.2, tolerated=errors)
             if m is None:
                 continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                if m.error().retriable() or not m.error().fatal():
-                    errors.append(str(m.error()))
-                    continue
-                raise KafkaException(m.error())
             records.append(msg_rec(m))
             nxt[m.partition()] = m.offset() + 1
         emit({"records": records, "errors": errors[:20], "error_count": len(errors)})
@@ -272,13 +278,9 @@ def cmd_group(a):
         while len(records) < a.expect:
             if time.time() > deadline:
                 raise RuntimeError(f"timed out with {len(records)} of {a.expect} records; assigned {assigned}")
-            m = c.poll(0.5)
+            m = poll_record(c, 0.5)
             if m is None:
                 continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(m.error())
             records.append(msg_rec(m))
         c.commit(asynchronous=False)
     finally:
@@ -387,13 +389,9 @@ def cmd_commit_at(a):
         while not all(nxt.get(p, 0) >= off for p, off in want.items()):
             if time.time() > deadline:
                 raise RuntimeError(f"timed out: next offsets {nxt}, want {want}")
-            m = c.poll(0.2)
+            m = poll_record(c, 0.2)
             if m is None:
                 continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(m.error())
             nxt[m.partition()] = m.offset() + 1
         gen, member = cgmd_generation(c), c.memberid()
         res = c.commit(offsets=[TopicPartition(a.topic, p, off) for p, off in sorted(want.items())],
@@ -425,13 +423,9 @@ def cmd_resume(a):
         while not all(nxt.get(p, -1) >= off for p, off in end.items()):
             if time.time() > deadline:
                 raise RuntimeError(f"timed out: next offsets {nxt}, ends {end}, {len(records)} records")
-            m = c.poll(0.2)
+            m = poll_record(c, 0.2)
             if m is None:
                 continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(m.error())
             records.append([m.partition(), m.offset()])
             nxt[m.partition()] = m.offset() + 1
     finally:
@@ -476,13 +470,9 @@ def cmd_simple_commit(a):
         while len(first) < len(want):
             if time.time() > deadline:
                 raise RuntimeError(f"timed out: first offsets {first}, want {want}")
-            m = c.poll(0.2)
+            m = poll_record(c, 0.2)
             if m is None:
                 continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(m.error())
             first.setdefault(m.partition(), m.offset())
     finally:
         c.close()
