@@ -166,6 +166,24 @@ impl Partition {
         (self.leading.get() && o.high_watermark.get() >= o.end.get()).then(|| self.leader_epoch.get())
     }
 
+    /// Kafka's check of the leader epoch a client names (`-1`: none): a
+    /// replica that does not lead says so first, so that the client is
+    /// pointed at the leader; an older epoch is fenced, a newer one is not
+    /// known here yet (the client's metadata is ahead of this broker).
+    pub fn check_leader_epoch(&self, current: i32) -> Result<(), ResponseError> {
+        if current < 0 {
+            return Ok(());
+        }
+        if !self.leading.get() {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        match current.cmp(&self.leader_epoch.get()) {
+            std::cmp::Ordering::Less => Err(ResponseError::FencedLeaderEpoch),
+            std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch),
+            std::cmp::Ordering::Equal => Ok(()),
+        }
+    }
+
     pub async fn append(&self, batches: Vec<Vec<u8>>, acks: i16) -> Result<ProduceOutcome, PartitionError> {
         let (reply, rx) = flume::bounded(1);
         self.tx.send(Cmd::Append { batches, acks, reply }).map_err(|_| gone())?;

@@ -454,6 +454,80 @@ fn not_leader_answers_name_the_current_leader() {
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "{resp:?}");
 }
 
+/// The leader and leader epoch of `topic`-0 in the metadata `conn`'s broker
+/// gives, once it names a leader.
+fn leader_and_epoch(conn: &mut sluice_bench::load::client::Conn, topic: &str) -> Option<(i32, i32)> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let req = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name))]));
+    let m = conn.call(&req, 12).ok()?;
+    let p = m.topics.first()?.partitions.first()?;
+    (p.error_code == 0 && p.leader_id.0 >= 0).then_some((p.leader_id.0, p.leader_epoch))
+}
+
+/// Kafka's leader-epoch check on Fetch and ListOffsets (KIP-320): a client
+/// naming an epoch older than the leader's is answered FENCED_LEADER_EPOCH
+/// (it refreshes its metadata), one newer UNKNOWN_LEADER_EPOCH, and the
+/// current one is served. A leader change moves the epoch.
+#[test]
+fn an_old_leader_epoch_is_fenced_and_a_newer_one_unknown() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use sluice_bench::load::client::Conn;
+
+    let mut c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("epochs");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "1", "--replication-factor", "3"]);
+    let name = TopicName(StrBytes::from_string(topic.clone()));
+    let fetch =
+        |conn: &mut Conn, epoch: i32| {
+            let req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![
+                FetchTopic::default().with_topic(name.clone()).with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(epoch)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)]),
+            ]);
+            conn.call(&req, 12).map(|r| r.responses[0].partitions[0].error_code).unwrap_or(-1)
+        };
+    let list = |conn: &mut Conn, epoch: i32| {
+        let req =
+            ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name.clone())
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(epoch)
+                    .with_timestamp(-1)])]);
+        conn.call(&req, 7).map(|r| r.topics[0].partitions[0].error_code).unwrap_or(-1)
+    };
+    let mut any = Conn::connect(&boot[0], "epoch-test").unwrap();
+    let (leader, epoch) = poll(100, || leader_and_epoch(&mut any, &topic), |l| l.is_some()).expect("a leader");
+    let mut at_leader = Conn::connect(&boot[leader as usize - 1], "epoch-test").unwrap();
+    // The leader's own epoch may be reported a moment after it is elected.
+    assert_eq!(poll(50, || fetch(&mut at_leader, epoch), |e| *e == 0), 0, "the current epoch {epoch} is served");
+    assert_eq!(list(&mut at_leader, epoch), 0, "ListOffsets with the current epoch");
+    assert_eq!(fetch(&mut at_leader, epoch + 1), 75, "UNKNOWN_LEADER_EPOCH for a newer epoch");
+    assert_eq!(list(&mut at_leader, epoch + 1), 75, "UNKNOWN_LEADER_EPOCH from ListOffsets");
+    assert_eq!(fetch(&mut at_leader, -1), 0, "no epoch, no check");
+
+    c.nodes[leader as usize - 1].kill9();
+    let other = (0..3).find(|&i| i != leader as usize - 1).unwrap();
+    let mut survivor = Conn::connect(&boot[other], "epoch-test").unwrap();
+    let moved = poll(150, || leader_and_epoch(&mut survivor, &topic), |l| l.is_some_and(|(l, _)| l != leader));
+    let (new, new_epoch) = moved.expect("a new leader");
+    assert!(new_epoch > epoch, "the new leader's epoch {new_epoch} is past {epoch}");
+    let mut at_new = Conn::connect(&boot[new as usize - 1], "epoch-test").unwrap();
+    assert_eq!(poll(50, || fetch(&mut at_new, new_epoch), |e| *e == 0), 0, "the new epoch is served");
+    assert_eq!(fetch(&mut at_new, epoch), 74, "FENCED_LEADER_EPOCH for the old leader's epoch");
+    assert_eq!(list(&mut at_new, epoch), 74, "FENCED_LEADER_EPOCH from ListOffsets");
+}
+
 /// A Produce of one record to `topic`-`partition` with `acks`.
 fn one_record(topic: &str, partition: i32, acks: i16) -> kafka_protocol::messages::ProduceRequest {
     record_of(topic, partition, acks, b"v")

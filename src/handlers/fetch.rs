@@ -61,6 +61,8 @@ struct Want {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// The leader epoch the client knows (v9+; -1: unchecked).
+    current_epoch: i32,
     error: Option<ResponseError>,
 }
 
@@ -92,6 +94,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: (p.partition_max_bytes.max(0) as usize).min(MAX_FILE_CHUNK),
+                current_epoch: p.current_leader_epoch,
                 error,
             });
         }
@@ -194,12 +197,14 @@ async fn read_all(wants: &[Want]) -> Vec<PartResult> {
     let items: Vec<_> = wants
         .iter()
         .filter(|w| w.error.is_none())
-        .filter_map(|w| Some((w.tp.clone()?, (w.offset, w.max_bytes))))
+        .filter_map(|w| Some((w.tp.clone()?, (w.offset, w.max_bytes, w.current_epoch))))
         .collect();
-    let mut read =
-        per_partition(items, |p, (offset, max_bytes)| async move { Ok(read_one(&p, offset, max_bytes).await) })
-            .await
-            .into_iter();
+    let mut read = per_partition(items, |p, (offset, max_bytes, current)| async move {
+        p.check_leader_epoch(current)?;
+        Ok(read_one(&p, offset, max_bytes).await)
+    })
+    .await
+    .into_iter();
     wants
         .iter()
         .map(|w| match w.error {

@@ -3,7 +3,6 @@
 //! single replica a partition's epoch never moves: the current epoch ends
 //! at the log end; a later epoch is unknown (UNDEFINED_EPOCH_OFFSET).
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
@@ -24,13 +23,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         })
         .collect();
     let mut answers = per_partition(items, |p, (current, asked)| async move {
-        let epoch = p.leader_epoch.get();
-        if current > epoch {
-            return Err(ResponseError::UnknownLeaderEpoch);
-        }
-        if current >= 0 && current < epoch {
-            return Err(ResponseError::FencedLeaderEpoch);
-        }
+        p.check_leader_epoch(current)?;
         p.end_offset_for_epoch(asked).await.map_err(|(code, _)| code)
     })
     .await
