@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Message, Snapshot};
+use raft::eraftpb::{ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot};
 use raft::{Config, GetEntriesContext, RaftState, RawNode, StateRole, Storage, StorageError};
 use sluice_storage::batch::{self, BatchBuilder, BatchHeader, HEADER_LEN};
 use sluice_storage::{Log, LogConfig};
@@ -30,6 +30,10 @@ use sluice_storage::{Log, LogConfig};
 const HARD_STATE: &str = "raft-hard-state";
 /// Kafka's control record type of KRaft's LeaderChange record.
 const LEADER_CHANGE: i16 = 2;
+/// Our control record type for a change of the group's replicas: the
+/// value is raft-rs's ConfChangeV2. Kafka defines types up to 6 and its
+/// clients skip control batches of types they do not know.
+const CONF_CHANGE: i16 = 1000;
 
 /// One entry as raft-rs reads it back, with where it is in the log.
 struct Cached {
@@ -40,6 +44,8 @@ struct Cached {
     /// The batch (empty for a leader's no-op, a control batch in the log);
     /// `None` once it left the window: read it from the log.
     data: Option<Vec<u8>>,
+    /// A change of replicas (its ConfChangeV2), kept in memory: rare, small.
+    conf: Option<Vec<u8>>,
     /// The largest batch timestamp up to and including this entry.
     max_timestamp: i64,
 }
@@ -94,6 +100,13 @@ impl Storage for LogStorage {
         let mut size = 0u64;
         for i in low..high {
             let c = s.get(i).expect("in range");
+            if let Some(cc) = &c.conf {
+                size += cc.len() as u64;
+                let mut e = Entry { index: i, term: c.term, data: cc.clone().into(), ..Default::default() };
+                e.set_entry_type(EntryType::EntryConfChangeV2);
+                out.push(e);
+                continue;
+            }
             let data = match c.data.as_ref().or_else(|| s.fetched.get(&i)) {
                 Some(d) => d.clone(),
                 None if out.is_empty() && context.can_async() => {
@@ -156,8 +169,11 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl Replica {
-    /// Opens replica `id` of the group `voters` on the log in `dir`,
-    /// rebuilding the entries from its batches.
+    /// Opens replica `id` of the group that began with `voters` on the log
+    /// in `dir`, rebuilding the entries from its batches; the replicas are
+    /// those voters changed by the committed changes in the log. A replica
+    /// added to a group opens with the group's first voters and an empty
+    /// log: it is not one of them, so it waits for the leader's appends.
     pub async fn open(
         id: u64,
         voters: &[u64],
@@ -180,13 +196,15 @@ impl Replica {
                 if pos + h.size > bytes.len() {
                     break;
                 }
-                let data = if h.is_control() { Vec::new() } else { bytes[pos..pos + h.size].to_vec() };
+                let batch = &bytes[pos..pos + h.size];
+                let data = if h.is_control() { Vec::new() } else { batch.to_vec() };
                 last_timestamp = last_timestamp.max(h.max_timestamp);
                 entries.push_back(Cached {
                     term: h.leader_epoch.max(0) as u64,
                     base: h.base_offset,
                     end: h.last_offset() + 1,
                     data: Some(data),
+                    conf: if h.is_control() { conf_change_of(batch) } else { None },
                     max_timestamp: last_timestamp,
                 });
                 at = h.last_offset() + 1;
@@ -204,7 +222,8 @@ impl Replica {
         for c in entries.iter_mut().take(keep_from as usize) {
             c.data = None;
         }
-        let conf = ConfState { voters: voters.to_vec(), ..Default::default() };
+        let committed = entries.iter().take(hard.commit as usize).filter_map(|c| c.conf.as_deref());
+        let conf = replay_conf(id, voters, committed)?;
         let applied = hard.commit;
         let store = LogStorage(Rc::new(RefCell::new(Inner {
             hard,
@@ -328,16 +347,33 @@ impl Replica {
                 self.save_hard_state(hs).await?;
             }
             out.extend(rd.take_persisted_messages());
+            let committed = rd.take_committed_entries();
+            self.apply_conf_changes(&committed)?;
             let mut light = self.raw.advance(rd);
             if let Some(commit) = light.commit_index() {
                 self.store.0.borrow_mut().hard.commit = commit;
             }
             out.extend(light.take_messages());
+            let committed = light.take_committed_entries();
+            self.apply_conf_changes(&committed)?;
             self.raw.advance_apply();
         }
         self.trim_window();
         self.note_caught_up();
         Ok(out)
+    }
+
+    /// Committed changes of replicas take effect (raft-rs's conf changes
+    /// apply once committed); the rest of a committed entry is in the log.
+    fn apply_conf_changes(&mut self, committed: &[Entry]) -> Result<(), String> {
+        for e in committed.iter().filter(|e| e.get_entry_type() == EntryType::EntryConfChangeV2) {
+            let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(err)?;
+            let cs = self.raw.apply_conf_change(&cc).map_err(err)?;
+            tracing::info!(index = e.index, voters = ?cs.voters, learners = ?cs.learners,
+                outgoing = ?cs.voters_outgoing, "replicas changed");
+            self.store.0.borrow_mut().conf = cs;
+        }
+        Ok(())
     }
 
     /// Reads from the log what raft-rs asked for and had to wait for, and
@@ -425,8 +461,13 @@ impl Replica {
             self.last_timestamp = s.entries.back().map_or(0, |c| c.max_timestamp);
         }
         for e in entries {
-            let control = e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty();
-            let mut bytes = if control { leader_change(e.term, self.last_timestamp) } else { e.data.to_vec() };
+            let conf = (e.get_entry_type() != EntryType::EntryNormal).then(|| e.data.to_vec());
+            let control = conf.is_some() || e.data.is_empty();
+            let mut bytes = match &conf {
+                Some(cc) => control_batch(CONF_CHANGE, cc, self.last_timestamp),
+                None if control => leader_change(e.term, self.last_timestamp),
+                None => e.data.to_vec(),
+            };
             batch::set_base_offset(&mut bytes, self.log.log_end_offset());
             batch::set_leader_epoch(&mut bytes, e.term.min(i32::MAX as u64) as i32);
             let info = self.log.append_replica(bytes.clone()).await.map_err(err)?;
@@ -437,6 +478,7 @@ impl Replica {
                 base: info.base_offset,
                 end: info.last_offset + 1,
                 data,
+                conf,
                 max_timestamp: self.last_timestamp,
             });
         }
@@ -470,6 +512,50 @@ impl Replica {
         }
         self.raw.transfer_leader(to);
         true
+    }
+
+    /// The group's replicas as this replica has applied them.
+    pub fn conf(&self) -> ConfState {
+        self.raw.raft.prs().conf().to_conf_state()
+    }
+
+    /// Whether a change of replicas is proposed and not yet applied (raft-rs
+    /// takes one at a time).
+    pub fn conf_change_pending(&self) -> bool {
+        self.raw.raft.pending_conf_index > self.raw.raft.raft_log.applied
+    }
+
+    /// While leading: proposes a change of replicas. `learners` join
+    /// without a vote; `voters` and `removed` change the voters at once
+    /// through a joint configuration that raft-rs leaves by itself. With
+    /// nothing to change, it leaves a joint configuration a former leader
+    /// entered.
+    pub fn propose_replicas(&mut self, learners: &[u64], voters: &[u64], removed: &[u64]) -> Result<(), String> {
+        use raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType};
+        if !self.is_leader() {
+            return Err("not the leader".into());
+        }
+        let one = |kind, id| {
+            let mut c = ConfChangeSingle::default();
+            c.set_change_type(kind);
+            c.node_id = id;
+            c
+        };
+        let mut cc = ConfChangeV2::default();
+        let changes = learners
+            .iter()
+            .map(|id| one(ConfChangeType::AddLearnerNode, *id))
+            .chain(voters.iter().map(|id| one(ConfChangeType::AddNode, *id)))
+            .chain(removed.iter().map(|id| one(ConfChangeType::RemoveNode, *id)));
+        cc.set_changes(changes.collect::<Vec<_>>().into());
+        cc.set_transition(ConfChangeTransition::Auto);
+        self.raw.propose_conf_change(vec![], cc).map_err(err)
+    }
+
+    /// While leading: whether replica `id` has every entry the leader has.
+    pub fn has_whole_log(&self, id: u64) -> bool {
+        let last = self.raw.raft.raft_log.last_index();
+        self.is_leader() && self.raw.raft.prs().get(id).is_some_and(|p| p.matched >= last)
     }
 
     /// While leading: the ISR as Kafka defines it, this replica and those
@@ -526,19 +612,57 @@ pub fn transfer_request(to: u64, from: u64) -> Message {
 /// LeaderChangeMessage v0 naming no voters. Every replica writes the same
 /// bytes: its timestamp is the largest of the log before it.
 fn leader_change(term: u64, now: i64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4);
-    key.extend_from_slice(&0i16.to_be_bytes());
-    key.extend_from_slice(&LEADER_CHANGE.to_be_bytes());
     let mut value = Vec::with_capacity(14);
     value.extend_from_slice(&0i16.to_be_bytes());
     value.extend_from_slice(&(term.min(i32::MAX as u64) as i32).to_be_bytes());
     value.extend_from_slice(&0i32.to_be_bytes());
     value.extend_from_slice(&0i32.to_be_bytes());
+    control_batch(LEADER_CHANGE, &value, now)
+}
+
+/// A control batch of one record: Kafka's control key (version 0, `kind`)
+/// and `value`, timestamped `now`.
+fn control_batch(kind: i16, value: &[u8], now: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
     let mut b = BatchBuilder::new(now);
-    b.push(now, Some(&key), Some(&value));
+    b.push(now, Some(&key), Some(value));
     let mut bytes = b.build();
     batch::set_control(&mut bytes);
     bytes
+}
+
+/// The ConfChangeV2 a control batch carries, if it is a change of replicas.
+fn conf_change_of(control: &[u8]) -> Option<Vec<u8>> {
+    let h = BatchHeader::read(control);
+    let section = control.get(HEADER_LEN..)?;
+    let records = batch::parse_records(section, h.record_count)?;
+    let r = records.first()?;
+    let key = section.get(r.key.clone()?)?;
+    if key.len() < 4 || i16::from_be_bytes([key[2], key[3]]) != CONF_CHANGE {
+        return None;
+    }
+    Some(r.value.clone().and_then(|v| section.get(v)).unwrap_or_default().to_vec())
+}
+
+/// The replicas of a group that began with `voters`, after `changes`
+/// (ConfChangeV2s, in log order): raft-rs applies them to a scratch node,
+/// so the rules are its own.
+fn replay_conf<'a>(id: u64, voters: &[u64], changes: impl Iterator<Item = &'a [u8]>) -> Result<ConfState, String> {
+    let mut conf = ConfState { voters: voters.to_vec(), ..Default::default() };
+    let mut changes = changes.peekable();
+    if changes.peek().is_none() {
+        return Ok(conf);
+    }
+    let store = raft::storage::MemStorage::new_with_conf_state(conf.clone());
+    let cfg = Config { id, ..Config::default() };
+    let mut scratch = RawNode::new(&cfg, store, &crate::logger::logger("replay")).map_err(err)?;
+    for cc in changes {
+        let cc = ConfChangeV2::parse_from_bytes(cc).map_err(err)?;
+        conf = scratch.apply_conf_change(&cc).map_err(err)?;
+    }
+    Ok(conf)
 }
 
 /// `[u32 crc32c little-endian][HardState protobuf]`.

@@ -87,10 +87,15 @@ struct Sim {
 
 impl Sim {
     async fn new(root: &Path) -> Sim {
-        let dirs: Vec<PathBuf> = VOTERS.iter().map(|id| root.join(format!("r{id}"))).collect();
+        Sim::with(root, 3).await
+    }
+
+    /// Replicas 1..=n of a group whose first voters are 1, 2 and 3.
+    async fn with(root: &Path, n: u64) -> Sim {
+        let dirs: Vec<PathBuf> = (1..=n).map(|id| root.join(format!("r{id}"))).collect();
         let mut nodes = Vec::new();
         for (i, d) in dirs.iter().enumerate() {
-            nodes.push(Some(Replica::open(VOTERS[i], &VOTERS, d, config(), WINDOW).await.unwrap()));
+            nodes.push(Some(Replica::open(i as u64 + 1, &VOTERS, d, config(), WINDOW).await.unwrap()));
         }
         Sim { dirs, nodes, queue: Vec::new(), cut: HashSet::new() }
     }
@@ -129,7 +134,8 @@ impl Sim {
     }
 
     fn leader_among(&self, ids: &[u64]) -> Option<usize> {
-        (0..3).find(|&i| ids.contains(&VOTERS[i]) && self.nodes[i].as_ref().is_some_and(|n| n.is_leader()))
+        (0..self.nodes.len())
+            .find(|&i| ids.contains(&(i as u64 + 1)) && self.nodes[i].as_ref().is_some_and(|n| n.is_leader()))
     }
 
     fn hw(&self, i: usize) -> i64 {
@@ -260,5 +266,68 @@ fn a_replica_far_behind_catches_up_from_the_leaders_segments() {
         sim.until("the third catches up", |s| s.hw(down) == 121).await;
         let (bytes, _) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
         assert_eq!(contents(sim.nodes[down].as_ref().unwrap().log()).await.0, bytes);
+    });
+}
+
+/// A fourth replica joins as a learner, catches up, and takes a voter's
+/// place through a joint configuration; the change is in every log, so a
+/// restarted replica has it, and the new voters elect without the removed
+/// one.
+#[test]
+fn a_replica_joins_catches_up_and_replaces_a_voter() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_path_buf();
+    run(move || async move {
+        let mut sim = Sim::with(&root_path, 4).await;
+        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        for n in 0..5 {
+            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("before{n}"))).unwrap();
+        }
+        sim.until("the three commit", |s| (0..3).all(|i| s.hw(i) == 16)).await;
+        assert_eq!(sim.hw(3), 0, "not a member yet: it has nothing");
+
+        sim.nodes[l].as_mut().unwrap().propose_replicas(&[4], &[], &[]).unwrap();
+        sim.until("the learner catches up", |s| s.hw(3) >= 16 && s.hw(3) == s.hw(l)).await;
+        assert_eq!(sim.nodes[l].as_ref().unwrap().conf().learners, vec![4]);
+        assert!(sim.nodes[l].as_ref().unwrap().has_whole_log(4));
+
+        // A follower makes way for it.
+        let gone = (0..3).find(|&i| i != l).unwrap();
+        let removed = gone as u64 + 1;
+        sim.nodes[l].as_mut().unwrap().propose_replicas(&[], &[4], &[removed]).unwrap();
+        let mut target: Vec<u64> = VOTERS.iter().copied().filter(|id| *id != removed).chain([4]).collect();
+        target.sort_unstable();
+        sim.until("every member has the new voters, joint left", |s| {
+            (0..4).filter(|&i| i != gone).all(|i| {
+                let c = s.nodes[i].as_ref().unwrap().conf();
+                let mut v = c.voters.clone();
+                v.sort_unstable();
+                v == target && c.voters_outgoing.is_empty() && c.learners.is_empty()
+            })
+        })
+        .await;
+        sim.cut.insert(removed);
+        let hw = sim.hw(l);
+        sim.nodes[l].as_mut().unwrap().propose(batch("after")).unwrap();
+        sim.until("committed without the removed replica", |s| s.hw(l) == hw + 3 && s.hw(3) == hw + 3).await;
+
+        // The joined replica restarts: its log says it is a voter.
+        sim.nodes[3].take().unwrap().close().await.unwrap();
+        sim.nodes[3] = Some(Replica::open(4, &VOTERS, &sim.dirs[3], config(), WINDOW).await.unwrap());
+        let mut voters = sim.nodes[3].as_ref().unwrap().conf().voters;
+        voters.sort_unstable();
+        assert_eq!(voters, target, "replayed from the log");
+        // Without the old leader, the two others of the new voters elect.
+        let old = l as u64 + 1;
+        sim.cut.insert(old);
+        let rest: Vec<u64> = target.iter().copied().filter(|id| *id != old).collect();
+        sim.until("a leader among the new voters", |s| s.leader_among(&rest).is_some()).await;
+        let nl = sim.leader_among(&rest).unwrap();
+        let hw = sim.hw(nl);
+        sim.nodes[nl].as_mut().unwrap().propose(batch("last")).unwrap();
+        sim.until("they commit", |s| rest.iter().all(|id| s.hw(*id as usize - 1) >= hw + 3)).await;
+        let (b, _) = contents(sim.nodes[3].as_ref().unwrap().log()).await;
+        assert!(holds(&b, "before0") && holds(&b, "after") && holds(&b, "last-2"));
     });
 }
