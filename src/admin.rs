@@ -70,6 +70,33 @@ pub async fn create_partitions(
     }
 }
 
+/// Reassignments (KIP-455): the controller's, in a cluster. A single
+/// broker has nowhere to move a replica: only its own assignment stands.
+pub async fn reassign(moves: Vec<(String, i32, Option<Vec<i32>>)>) -> Vec<Result<(), (ResponseError, String)>> {
+    if clustered() {
+        return crate::cluster::admin::reassign(moves).await;
+    }
+    let shard = shard::current();
+    let (node, table) = (shard.config.node_id, shard.topics());
+    moves
+        .into_iter()
+        .map(|(name, partition, target)| {
+            let known = table.get(&name).is_some_and(|m| (0..m.partitions.len() as i32).contains(&partition));
+            match target {
+                _ if !known => Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{partition}"))),
+                None => {
+                    Err((ResponseError::NoReassignmentInProgress, format!("no reassignment of {name}-{partition}")))
+                }
+                Some(t) if t == [node] => Ok(()),
+                Some(t) => Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("The proposed assignment {t:?} names brokers other than this one ({node})."),
+                )),
+            }
+        })
+        .collect()
+}
+
 pub async fn alter_configs(
     changes: Vec<(String, Vec<ConfigOp>, bool)>,
     validate_only: bool,

@@ -551,6 +551,14 @@ pub async fn delete_owned(topics: &[Arc<TopicMeta>]) {
     }
 }
 
+/// Closes and deletes one partition's replica on this shard.
+pub async fn delete_one(tp: &TopicPartition) {
+    let removed = shard::current().partitions.borrow_mut().remove(tp);
+    if let Some(p) = removed {
+        p.close(true).await;
+    }
+}
+
 /// Closes every partition of this shard (clean shutdown).
 pub async fn close_all() {
     let shard = shard::current();

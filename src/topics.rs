@@ -33,7 +33,7 @@ impl TopicPartition {
 /// Where committed offsets are kept (Kafka's name, internal and compacted).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PartitionMeta {
     /// The shard that owns the partition's log on this broker; None when
     /// this broker holds no replica of it (a cluster).
@@ -48,6 +48,22 @@ pub struct PartitionMeta {
     pub leader: Option<i32>,
     #[serde(default)]
     pub isr: Vec<i32>,
+    /// The replicas its Raft group began with (empty: `replicas`); a
+    /// reassignment changes the group, which keeps its changes in its log.
+    #[serde(default)]
+    pub origin: Vec<i32>,
+    /// While its replicas are being reassigned (KIP-455).
+    #[serde(default)]
+    pub moving: Option<Moving>,
+}
+
+/// A reassignment in progress: `replicas` is then every broker that holds
+/// a replica (the target first), as Kafka shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moving {
+    pub target: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 /// Where a partition is served from, seen from this broker.
@@ -159,6 +175,7 @@ impl TopicTable {
                     replicas: vec![node],
                     leader: None,
                     isr: vec![],
+                    ..Default::default()
                 })
                 .collect(),
             replication_factor: 1,
@@ -318,6 +335,7 @@ pub async fn create_topics(topics: Vec<NewTopic>, validate_only: bool) -> Vec<To
                         replicas: vec![config.node_id],
                         leader: None,
                         isr: vec![],
+                        ..Default::default()
                     })
                     .collect(),
                 replication_factor: rf,
@@ -489,6 +507,7 @@ pub async fn create_partitions(
                 replicas: vec![node],
                 leader: None,
                 isr: vec![],
+                ..Default::default()
             }));
             let meta = Arc::new(meta);
             table.topics.insert(name, meta.clone());

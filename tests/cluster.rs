@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::cluster::{Cluster, Layout};
 use common::kafka_tools::{
     describe, kafka_tool, kafka_tool_ok, listed, poll, topics, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS,
-    LEADER_ELECTION, METADATA_QUORUM,
+    LEADER_ELECTION, METADATA_QUORUM, REASSIGN_PARTITIONS,
 };
 use common::{kcat, unique_name};
 
@@ -968,4 +968,92 @@ fn the_leader_election_tool_moves_leadership_to_the_preferred_replica() {
     assert!(led.is_some_and(|l| l[0].0 == preferred), "the preferred replica {preferred} leads");
     let again = kafka_tool_ok(LEADER_ELECTION, &elect, None);
     assert!(again.contains("Valid replica already elected for partitions"), "{again}");
+}
+
+/// `kafka-reassign-partitions` (KIP-455): partition 0 of an RF=2 topic
+/// moves off its leader onto the broker that had no replica, partition 1
+/// grows to three replicas; `--verify` reports both done, the new replicas
+/// are in sync, and with the replaced broker killed partition 0 still
+/// takes `acks=all` writes (so the new replica votes) and reads back whole.
+#[test]
+fn the_reassignment_tool_moves_a_partitions_replicas() {
+    let mut c = Cluster::start(3, FAST);
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("reassign");
+    topics(&boot[0], &["--create", "--topic", &topic, "--partitions", "2", "--replication-factor", "2"]);
+    let settled = |l: &Option<Layout>, n: usize| {
+        l.as_ref().is_some_and(|l| {
+            l.len() == 2
+                && l.iter().all(|(leader, r, isr)| *leader > 0 && isr.len() == r.len())
+                && l[0].1.len() == 2
+                && l[1].1.len() == n
+        })
+    };
+    let before = poll(150, || c.layout(0, &topic), |l| settled(l, 2)).expect("described");
+    // Round robin: records on both partitions.
+    let input: String = (0..200).map(|i| format!("v{i}\n")).collect();
+    let args = [
+        "--bootstrap-server",
+        &boot[0],
+        "--topic",
+        &topic,
+        "--command-property",
+        "acks=all",
+        "--command-property",
+        "partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner",
+    ];
+    kafka_tool_ok(CONSOLE_PRODUCER, &args, Some(input.as_bytes()));
+
+    let (leader0, replicas0) = (before[0].0, before[0].1.clone());
+    let spare0 = (1..=3).find(|b| !replicas0.contains(b)).unwrap();
+    let kept0 = *replicas0.iter().find(|b| **b != leader0).unwrap();
+    let spare1 = (1..=3).find(|b| !before[1].1.contains(b)).unwrap();
+    let target0 = vec![spare0, kept0];
+    let target1: Vec<i32> = before[1].1.iter().copied().chain([spare1]).collect();
+    let plan = format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":{target0:?}}},{{"topic":"{topic}","partition":1,"replicas":{target1:?}}}]}}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.json");
+    std::fs::write(&file, plan).unwrap();
+    let file = file.to_str().unwrap();
+    let out = kafka_tool_ok(
+        REASSIGN_PARTITIONS,
+        &["--bootstrap-server", &boot[1], "--reassignment-json-file", file, "--execute"],
+        None,
+    );
+    assert!(out.contains("Successfully started partition reassignment"), "{out}");
+
+    let verify = || {
+        kafka_tool_ok(
+            REASSIGN_PARTITIONS,
+            &["--bootstrap-server", &boot[2], "--reassignment-json-file", file, "--verify", "--preserve-throttles"],
+            None,
+        )
+    };
+    let done = |o: &String| (0..2).all(|p| o.contains(&format!("Reassignment of partition {topic}-{p} is completed")));
+    let verified = poll(300, verify, done);
+    assert!(done(&verified), "both reassignments complete: {verified}");
+    let after = poll(150, || c.layout(1, &topic), |l| settled(l, 3) && l.as_ref().is_some_and(|l| l[0].1 == target0));
+    assert!(settled(&after, 3), "in sync on the new replicas: {after:?}");
+    let after = after.unwrap();
+    assert_eq!(after[0].1, target0, "partition 0's replicas: {after:?}");
+    assert_eq!(after[1].1, target1, "partition 1's replicas: {after:?}");
+
+    // The replaced broker is no longer needed by partition 0.
+    c.nodes[leader0 as usize - 1].kill9();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != leader0 as usize - 1).collect();
+    let led = poll(150, || c.layout(alive[0], &topic), |l| l.as_ref().is_some_and(|l| target0.contains(&l[0].0)));
+    assert!(led.as_ref().is_some_and(|l| target0.contains(&l[0].0)), "partition 0 led by a new replica: {led:?}");
+    let kc = kcat(&["-P", "-b", &boot[alive[0]], "-t", &topic, "-p", "0", "-X", "acks=all"], b"late0\nlate1\n");
+    assert!(
+        kc.status.success(),
+        "acks=all writes to partition 0 without the replaced broker: {}",
+        String::from_utf8_lossy(&kc.stderr)
+    );
+    let mut want = values(0, 200);
+    want.extend(["late0".to_string(), "late1".to_string()]);
+    want.sort();
+    assert_eq!(read_all(&boot[alive[1]], &topic), want, "every record once");
 }

@@ -41,6 +41,17 @@ pub enum AdminRequest {
     AllocateProducerIds {
         broker: i32,
     },
+    /// Partitions' replicas are to become these (`None`: cancel).
+    Reassign {
+        moves: Vec<(String, i32, Option<Vec<i32>>)>,
+    },
+    /// A partition's leader reports its group reached the target.
+    Reassigned {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+    },
     /// A replicated partition's leader reports itself, its epoch and ISR
     /// (Kafka's AlterPartition).
     PartitionState {
@@ -88,6 +99,7 @@ pub enum Check {
     Gone { name: String, id: uuid::Uuid },
     Block { broker: i32, start: i64 },
     State { name: String, partition: i32, state: super::image::PartitionState },
+    Moving { name: String, id: uuid::Uuid, partition: i32, target: Option<Vec<i32>> },
 }
 
 impl Check {
@@ -101,6 +113,13 @@ impl Check {
             Check::Block { broker, start } => image.producer_id_blocks.get(broker) == Some(start),
             Check::State { name, partition, state } => {
                 image.topics.get(name).and_then(|t| t.states.get(partition)) == Some(state)
+            }
+            Check::Moving { name, id, partition, target } => {
+                // Recorded as the target, or already done (`None`: done).
+                image.topics.get(name).filter(|t| t.id == *id).is_some_and(|t| match t.moving.get(partition) {
+                    Some(m) => Some(&m.target) == target.as_ref(),
+                    None => target.is_none() || target.as_ref() == t.partitions.get(*partition as usize),
+                })
             }
         }
     }
@@ -249,6 +268,29 @@ pub fn plan(image: &MetadataImage, config: &BrokerConfig, req: AdminRequest, pid
                     }
                 }
                 _ => items.push(err((ResponseError::UnknownTopicOrPartition, format!("{name}-{partition}")))),
+            }
+        }
+        AdminRequest::Reassign { moves } => {
+            for (name, partition, target) in moves {
+                match check_reassignment(image, &name, partition, target.as_deref()) {
+                    Err(e) => items.push(err(e)),
+                    Ok((id, target)) => {
+                        let check = Check::Moving { name: name.clone(), id, partition, target: Some(target.clone()) };
+                        records.push(Record::Reassign { name, id, partition, target });
+                        items.push((Ok(Outcome::Done), Some(check)));
+                    }
+                }
+            }
+        }
+        AdminRequest::Reassigned { name, id, partition, replicas } => {
+            let moving = image.topics.get(&name).filter(|t| t.id == id).and_then(|t| t.moving.get(&partition));
+            match moving {
+                Some(m) if m.target == replicas => {
+                    let check = Check::Moving { name: name.clone(), id, partition, target: None };
+                    records.push(Record::Reassigned { name, id, partition, replicas });
+                    items.push((Ok(Outcome::Done), Some(check)));
+                }
+                _ => items.push(err((ResponseError::NoReassignmentInProgress, format!("{name}-{partition}")))),
             }
         }
         AdminRequest::EnsureOffsetsTopic => {
@@ -444,9 +486,7 @@ fn meta_of(o: &TopicOutcome) -> Arc<TopicMeta> {
         Arc::new(TopicMeta {
             name: o.name.clone(),
             id: o.id,
-            partitions: (0..o.partitions)
-                .map(|_| PartitionMeta { shard: None, leader_epoch: 0, replicas: vec![], leader: None, isr: vec![] })
-                .collect(),
+            partitions: (0..o.partitions).map(|_| PartitionMeta::default()).collect(),
             replication_factor: o.replication_factor,
             configs: o.configs.clone(),
             internal: o.name == OFFSETS_TOPIC,
@@ -528,6 +568,67 @@ pub async fn alter_configs(
         until_visible(|t| set.iter().all(|(name, c)| t.get(name).is_none_or(|m| m.configs == *c))).await;
     }
     results.into_iter().map(|r| topic_result(r).map(|_| ())).collect()
+}
+
+/// Kafka's checks of one partition's reassignment (KIP-455): the target's
+/// brokers exist, appear once and are not none; `None` cancels one in
+/// progress (the target is then the replicas before it). Only replicated
+/// partitions move here: their Raft group carries the data over.
+fn check_reassignment(
+    image: &MetadataImage,
+    name: &str,
+    partition: i32,
+    target: Option<&[i32]>,
+) -> Result<(uuid::Uuid, Vec<i32>), (ResponseError, String)> {
+    let unknown = || (ResponseError::UnknownTopicOrPartition, format!("{name}-{partition}"));
+    let t = image.topics.get(name).ok_or_else(unknown)?;
+    let current = t.partitions.get(usize::try_from(partition).map_err(|_| unknown())?).ok_or_else(unknown)?;
+    let Some(target) = target else {
+        if !t.moving.contains_key(&partition) {
+            return Err((ResponseError::NoReassignmentInProgress, format!("no reassignment of {name}-{partition}")));
+        }
+        return Ok((t.id, current.clone()));
+    };
+    let invalid = |m: String| Err((ResponseError::InvalidReplicaAssignment, m));
+    if target.is_empty() {
+        return invalid("The replica list cannot be empty.".into());
+    }
+    if target.iter().collect::<BTreeSet<_>>().len() != target.len() {
+        return invalid(format!("The proposed assignment {target:?} contains duplicate brokers."));
+    }
+    if let Some(b) = target.iter().find(|b| !image.brokers.contains_key(b)) {
+        return invalid(format!("The proposed assignment contains non-existent broker {b}."));
+    }
+    if current.len() < 2 || target.len() < 2 {
+        return invalid(format!(
+            "{name}-{partition}: only partitions with two or more replicas are reassigned here (their Raft group copies the data); {current:?} to {target:?}"
+        ));
+    }
+    Ok((t.id, target.to_vec()))
+}
+
+/// Sends partitions' reassignments (or cancellations) to the controller.
+pub async fn reassign(moves: Vec<(String, i32, Option<Vec<i32>>)>) -> Vec<Result<(), (ResponseError, String)>> {
+    let n = moves.len();
+    match send(AdminRequest::Reassign { moves }).await {
+        Ok(r) => r.into_iter().map(|r| r.map(|_| ()).map_err(to_error)).collect(),
+        Err(e) => all_failed(n, e),
+    }
+}
+
+/// A partition's leader reports its group has the reassignment's target.
+pub async fn report_reassigned(
+    name: String,
+    id: uuid::Uuid,
+    partition: i32,
+    replicas: Vec<i32>,
+) -> Result<(), (ResponseError, String)> {
+    let results = send(AdminRequest::Reassigned { name, id, partition, replicas }).await?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(to_error(e)),
+        None => Err((ResponseError::UnknownServerError, "no answer".into())),
+    }
 }
 
 /// A replicated partition's leader reports its leadership and ISR.

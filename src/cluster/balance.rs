@@ -47,6 +47,7 @@ mod tests {
                 replicas: replicas.to_vec(),
                 leader: Some(*leader),
                 isr: replicas.to_vec(),
+                ..Default::default()
             })
             .collect();
         let meta = TopicMeta {

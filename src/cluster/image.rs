@@ -67,6 +67,23 @@ pub enum Record {
         start: i64,
         len: i64,
     },
+    /// A partition's replicas are to become `target` (Kafka's
+    /// AlterPartitionReassignments; the partition's current replicas as the
+    /// target cancel a reassignment).
+    Reassign {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        target: Vec<i32>,
+    },
+    /// A reassignment is done: the partition's Raft group has `replicas`,
+    /// as its leader reports.
+    Reassigned {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+    },
     /// A replicated partition's leader, its epoch (the Raft term) and ISR,
     /// as the leader reports them (Kafka's PartitionChangeRecord). An older
     /// epoch than the one recorded does nothing.
@@ -99,6 +116,36 @@ pub struct TopicImage {
     /// Reported leadership of replicated partitions, by index.
     #[serde(default)]
     pub states: BTreeMap<i32, PartitionState>,
+    /// Partitions being reassigned, by index.
+    #[serde(default)]
+    pub moving: BTreeMap<i32, Reassignment>,
+    /// The first replicas of partitions reassigned since they were made.
+    #[serde(default)]
+    pub origins: BTreeMap<i32, Vec<i32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    pub target: Vec<i32>,
+    /// Every broker that may hold a replica until it is done: the replicas
+    /// before it, then those of every target since.
+    pub hosts: Vec<i32>,
+}
+
+impl TopicImage {
+    /// Partition `p`'s replicas as clients see them: during a reassignment
+    /// the target's, then the others that still hold one (Kafka's order).
+    pub fn replicas_of(&self, p: usize) -> Vec<i32> {
+        let Some(m) = self.moving.get(&(p as i32)) else { return self.partitions[p].clone() };
+        let mut all = m.target.clone();
+        all.extend(m.hosts.iter().filter(|h| !m.target.contains(h)));
+        all
+    }
+
+    /// The replicas partition `p`'s Raft group began with.
+    pub fn origin_of(&self, p: usize) -> Vec<i32> {
+        self.origins.get(&(p as i32)).cloned().unwrap_or_else(|| self.partitions[p].clone())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,7 +199,15 @@ impl MetadataImage {
             // earlier topic of the same name is stale and does nothing.
             Record::CreateTopic { name, id, replicas, configs, internal } => {
                 // Two creates of one name both proposed: the first stands.
-                let t = TopicImage { id, partitions: replicas, configs, internal, states: BTreeMap::new() };
+                let t = TopicImage {
+                    id,
+                    partitions: replicas,
+                    configs,
+                    internal,
+                    states: BTreeMap::new(),
+                    moving: BTreeMap::new(),
+                    origins: BTreeMap::new(),
+                };
                 self.topics.entry(name).or_insert(t);
             }
             Record::AddPartitions { name, id, replicas } => {
@@ -175,6 +230,30 @@ impl MetadataImage {
                 if let Some(t) = self.topic_mut(&name, id).filter(|_| (0..n).contains(&partition)) {
                     if t.states.get(&partition).is_none_or(|s| epoch >= s.epoch) {
                         t.states.insert(partition, PartitionState { leader, epoch, isr });
+                    }
+                }
+            }
+            Record::Reassign { name, id, partition, target } => {
+                if let Some(t) = self.topic_mut(&name, id) {
+                    let Some(current) = t.partitions.get(partition.max(0) as usize).cloned() else { return };
+                    if current == target && !t.moving.contains_key(&partition) {
+                        return;
+                    }
+                    let m = t.moving.entry(partition).or_insert(Reassignment { target: vec![], hosts: current });
+                    for b in &target {
+                        if !m.hosts.contains(b) {
+                            m.hosts.push(*b);
+                        }
+                    }
+                    m.target = target;
+                }
+            }
+            Record::Reassigned { name, id, partition, replicas } => {
+                if let Some(t) = self.topic_mut(&name, id) {
+                    if t.moving.get(&partition).is_some_and(|m| m.target == replicas) {
+                        let before = std::mem::replace(&mut t.partitions[partition as usize], replicas);
+                        t.origins.entry(partition).or_insert(before);
+                        t.moving.remove(&partition);
                     }
                 }
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::image::{MetadataImage, TopicImage};
 use crate::shard::{self, invoke_on};
-use crate::topics::{self, PartitionMeta, TopicMeta, TopicPartition, TopicTable};
+use crate::topics::{self, Moving, PartitionMeta, TopicMeta, TopicPartition, TopicTable};
 
 thread_local! {
     /// The topics of the image last reconciled.
@@ -33,7 +33,8 @@ pub fn derive(old: &TopicTable, image: &MetadataImage, node: i32, shards: usize)
             .partitions
             .iter()
             .enumerate()
-            .map(|(i, replicas)| {
+            .map(|(i, _)| {
+                let replicas = t.replicas_of(i);
                 let here = replicas.contains(&node);
                 let shard =
                     before.and_then(|m| m.partitions.get(i)).and_then(|p| p.shard).filter(|s| here && *s < shards);
@@ -42,12 +43,19 @@ pub fn derive(old: &TopicTable, image: &MetadataImage, node: i32, shards: usize)
                 }
                 let state = t.states.get(&(i as i32));
                 let leader_epoch = state.map_or(0, |s| s.epoch);
+                let moving = t.moving.get(&(i as i32)).map(|m| Moving {
+                    target: m.target.clone(),
+                    adding: m.target.iter().copied().filter(|b| !t.partitions[i].contains(b)).collect(),
+                    removing: m.hosts.iter().copied().filter(|b| !m.target.contains(b)).collect(),
+                });
                 PartitionMeta {
                     shard,
                     leader_epoch,
-                    replicas: replicas.clone(),
+                    replicas,
                     leader: state.map(|s| s.leader),
                     isr: state.map(|s| s.isr.clone()).unwrap_or_default(),
+                    origin: t.origin_of(i),
+                    moving,
                 }
             })
             .collect();
@@ -100,6 +108,16 @@ pub async fn run() {
     let table = derive(&old, &view.image, shard.config.node_id, shard.router.shards());
     let removed: Vec<Arc<TopicMeta>> =
         old.topics.values().filter(|m| table.get(&m.name).is_none_or(|t| t.id != m.id)).cloned().collect();
+    // Replicas a finished reassignment took from this broker.
+    let mut moved_away: Vec<(usize, TopicPartition)> = Vec::new();
+    for m in old.topics.values() {
+        let Some(t) = table.get(&m.name).filter(|t| t.id == m.id) else { continue };
+        for (i, p) in m.partitions.iter().enumerate() {
+            if let (Some(s), Some(None)) = (p.shard, t.partitions.get(i).map(|n| n.shard)) {
+                moved_away.push((s, TopicPartition::new(&m.name, i as i32)));
+            }
+        }
+    }
     let is_new_here = |t: &TopicMeta, i: usize| {
         old.get(&t.name).filter(|m| m.id == t.id).and_then(|m| m.partitions.get(i)).is_none_or(|p| p.shard.is_none())
     };
@@ -120,6 +138,10 @@ pub async fn run() {
     for s in 0..shard.router.shards() {
         let topics = removed.clone();
         invoke_on(s, move || async move { crate::partition::delete_owned(&topics).await }).await;
+    }
+    for (s, tp) in moved_away {
+        tracing::info!(partition = ?tp, "the replica here was reassigned away; deleting it");
+        invoke_on(s, move || async move { crate::partition::delete_one(&tp).await }).await;
     }
     if let Err(e) = table.save(&shard.config.data_dir) {
         tracing::error!(%e, "saving the topic table failed");
@@ -174,6 +196,8 @@ mod tests {
                 configs: Default::default(),
                 internal: false,
                 states: Default::default(),
+                moving: Default::default(),
+                origins: Default::default(),
             },
         );
         let t1 = derive(&TopicTable::default(), &image, 1, 2);

@@ -2,6 +2,7 @@
 //! `API_VERSIONS` is what ApiVersions advertises and what is accepted.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod brokers;
 mod consumer_group_describe;
@@ -27,6 +28,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -82,6 +84,8 @@ pub const API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
@@ -117,6 +121,8 @@ pub async fn handle(frame: RequestFrame) -> Result<Option<Response>, Close> {
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&frame).await.map(Some),
         ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(&frame).await.map(Some),
         ApiKey::ElectLeaders => elect_leaders::handle(&frame).await.map(Some),
+        ApiKey::AlterPartitionReassignments => alter_partition_reassignments::handle(&frame).await.map(Some),
+        ApiKey::ListPartitionReassignments => list_partition_reassignments::handle(&frame).await.map(Some),
         ApiKey::DescribeConfigs => describe_configs::handle(&frame).await.map(Some),
         ApiKey::AlterConfigs => alter_configs::handle(&frame).await.map(Some),
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(&frame).await.map(Some),

@@ -48,7 +48,8 @@ pub(super) async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Part
     let config = shard.config.log_config(&meta.configs);
     let dir = tp.dir(&shard.config.data_dir);
     let p = &meta.partitions[tp.partition as usize];
-    let voters: Vec<u64> = p.replicas.iter().map(|r| raft_id(*r)).collect();
+    let first = if p.origin.is_empty() { &p.replicas } else { &p.origin };
+    let voters: Vec<u64> = first.iter().map(|r| raft_id(*r)).collect();
     let replica = Replica::open(raft_id(shard.config.node_id), &voters, &dir, config, WINDOW)
         .await
         .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -103,11 +104,15 @@ async fn run(
         c.auto_leader_rebalance_enable.then_some((every, c.leader_imbalance_per_broker_percentage))
     };
     let mut ticks: u64 = 0;
+    let reassigning = Rc::new(std::cell::Cell::new(false));
     while let Ok(cmd) = rx.recv_async().await {
         match cmd {
             Cmd::Tick => {
                 r.tick();
                 ticks += 1;
+                if ticks % REASSIGN_EVERY == 0 {
+                    reassign(&mut r, &tp, topic_id, lag, &reassigning);
+                }
                 if let Some((_, percentage)) = balancing.filter(|(every, _)| ticks % every == 0) {
                     hand_back(&mut r, &tp, node, percentage, lag);
                 }
@@ -283,6 +288,85 @@ async fn run(
     }
 }
 
+/// How often, in ticks, a leader takes the next step of a reassignment.
+const REASSIGN_EVERY: u64 = 5;
+
+/// A leader moves its group's replicas to the target the controller
+/// recorded (KIP-455), one Raft configuration change at a time: the new
+/// replicas join as learners; once they have the whole log they become
+/// voters, and the replicas not in the target leave, in one joint change.
+/// A leader that is to leave first makes the new ones voters and hands its
+/// leadership to one of them (raft-rs's leader removing itself is
+/// untested). When the group is the target it reports the end, and the
+/// brokers left out delete their replicas.
+fn reassign(
+    r: &mut Replica,
+    tp: &TopicPartition,
+    topic_id: uuid::Uuid,
+    lag: Duration,
+    reporting: &Rc<std::cell::Cell<bool>>,
+) {
+    if !r.is_leader() || r.conf_change_pending() {
+        return;
+    }
+    let table = shard::current().topics();
+    let Some(meta) = table.get(&tp.topic).filter(|m| m.id == topic_id) else { return };
+    let Some(target) = meta.partitions.get(tp.partition as usize).and_then(|p| p.moving.as_ref()).map(|m| &m.target)
+    else {
+        return;
+    };
+    let want: Vec<u64> = target.iter().map(|b| raft_id(*b)).collect();
+    let conf = r.conf();
+    let step = if !conf.voters_outgoing.is_empty() {
+        // A joint configuration an earlier leader entered and did not leave.
+        r.propose_replicas(&[], &[], &[])
+    } else {
+        let missing: Vec<u64> =
+            want.iter().copied().filter(|id| !conf.voters.contains(id) && !conf.learners.contains(id)).collect();
+        let promote: Vec<u64> = conf.learners.iter().copied().filter(|id| want.contains(id)).collect();
+        let remove: Vec<u64> =
+            conf.voters.iter().chain(&conf.learners).copied().filter(|id| !want.contains(id)).collect();
+        let me = raft_id(shard::current().config.node_id);
+        if !missing.is_empty() {
+            r.propose_replicas(&missing, &[], &[])
+        } else if !promote.is_empty() {
+            if !promote.iter().all(|id| r.has_whole_log(*id)) {
+                return;
+            }
+            let remove: Vec<u64> = if remove.contains(&me) { Vec::new() } else { remove };
+            r.propose_replicas(&[], &promote, &remove)
+        } else if remove.contains(&me) {
+            let in_sync = r.in_sync(lag);
+            if let Some(to) = want.iter().copied().find(|id| in_sync.contains(id) && r.has_whole_log(*id)) {
+                r.transfer_leader(to);
+            }
+            return;
+        } else if !remove.is_empty() {
+            r.propose_replicas(&[], &[], &remove)
+        } else {
+            if !reporting.get() {
+                reporting.set(true);
+                let reporting = reporting.clone();
+                let (name, partition, replicas) = (tp.topic.to_string(), tp.partition, target.clone());
+                glommio::spawn_local(async move {
+                    let r = crate::cluster::admin::report_reassigned(name, topic_id, partition, replicas).await;
+                    if let Err(e) = r {
+                        tracing::debug!(?e, "reporting a finished reassignment: not taken; again later");
+                    }
+                    reporting.set(false);
+                })
+                .detach();
+            }
+            return;
+        }
+    };
+    match step {
+        Ok(()) => tracing::info!(partition = ?tp, ?target, voters = ?conf.voters, learners = ?conf.learners,
+            "reassignment: proposed the next change of replicas"),
+        Err(e) => tracing::debug!(%e, "reassignment: change not proposed"),
+    }
+}
+
 /// Preferred-leader balancing (`cluster::balance`): a leader that is not
 /// its partition's preferred replica hands leadership to it when that one
 /// is in sync and its broker leads too few of the partitions it prefers.
@@ -291,6 +375,10 @@ fn hand_back(r: &mut Replica, tp: &TopicPartition, node: i32, percentage: u32, l
         return;
     }
     let table = shard::current().topics();
+    // The preferred replica of a partition being reassigned may not be a voter yet.
+    if table.get(&tp.topic).and_then(|m| m.partitions.get(tp.partition as usize)).is_some_and(|p| p.moving.is_some()) {
+        return;
+    }
     let Some(to) = crate::cluster::balance::hand_back_to(&table, &tp.topic, tp.partition, node, percentage) else {
         return;
     };
