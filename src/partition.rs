@@ -168,16 +168,24 @@ impl Partition {
 
     /// Kafka's check of the leader epoch a client names (`-1`: none): a
     /// replica that does not lead says so first, so that the client is
-    /// pointed at the leader; an older epoch is fenced, a newer one is not
-    /// known here yet (the client's metadata is ahead of this broker).
-    pub fn check_leader_epoch(&self, current: i32) -> Result<(), ResponseError> {
+    /// pointed at the leader; an older epoch than this broker's metadata
+    /// gives is fenced, a newer one is not known here yet. The metadata's
+    /// epoch, as in Kafka, not the Raft term: a new leader's term reaches
+    /// the metadata once it reports it, and a client told to refresh must
+    /// find there the epoch it is then asked for.
+    pub fn check_leader_epoch(&self, tp: &TopicPartition, current: i32) -> Result<(), ResponseError> {
         if current < 0 {
             return Ok(());
         }
         if !self.leading.get() {
             return Err(ResponseError::NotLeaderOrFollower);
         }
-        match current.cmp(&self.leader_epoch.get()) {
+        let table = shard::current().topics();
+        let published = table
+            .get(&tp.topic)
+            .and_then(|m| m.partitions.get(usize::try_from(tp.partition).ok()?))
+            .map_or(self.leader_epoch.get(), |p| p.leader_epoch);
+        match current.cmp(&published) {
             std::cmp::Ordering::Less => Err(ResponseError::FencedLeaderEpoch),
             std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch),
             std::cmp::Ordering::Equal => Ok(()),

@@ -346,4 +346,41 @@ mod tests {
         let bytes = create(a, vec![vec![1, 2, 3]]).encode();
         assert_eq!(Record::decode(&bytes).unwrap(), create(a, vec![vec![1, 2, 3]]));
     }
+
+    #[test]
+    fn a_reassignment_shows_every_holder_until_done_and_remembers_the_first_replicas() {
+        let mut img = MetadataImage::default();
+        let id = uuid::Uuid::new_v4();
+        let t = |name: &str| name.to_string();
+        img.apply(
+            1,
+            Record::CreateTopic {
+                name: t("t"),
+                id,
+                replicas: vec![vec![1, 2], vec![2, 3]],
+                configs: BTreeMap::new(),
+                internal: false,
+            },
+        );
+        let reassign = |target: Vec<i32>| Record::Reassign { name: t("t"), id, partition: 0, target };
+        img.apply(2, reassign(vec![3, 2]));
+        assert_eq!(img.topics["t"].replicas_of(0), vec![3, 2, 1], "the target first, then the others");
+        // A new target before the first is done: broker 3 may hold a replica still.
+        img.apply(3, reassign(vec![1, 2]));
+        assert_eq!(img.topics["t"].replicas_of(0), vec![1, 2, 3]);
+        let done = |replicas: Vec<i32>| Record::Reassigned { name: t("t"), id, partition: 0, replicas };
+        img.apply(4, done(vec![3, 2]));
+        assert!(img.topics["t"].moving.contains_key(&0), "a report of a target replaced since does nothing");
+        img.apply(5, reassign(vec![3, 1]));
+        img.apply(6, done(vec![3, 1]));
+        let topic = &img.topics["t"];
+        assert!(topic.moving.is_empty());
+        assert_eq!((topic.partitions[0].clone(), topic.origin_of(0)), (vec![3, 1], vec![1, 2]));
+        assert_eq!((topic.replicas_of(1), topic.origin_of(1)), (vec![2, 3], vec![2, 3]), "partition 1 untouched");
+        // Its replicas as the target: nothing to do.
+        img.apply(7, reassign(vec![3, 1]));
+        assert!(img.topics["t"].moving.is_empty());
+        img.apply(8, Record::Reassign { name: t("t"), id, partition: 9, target: vec![1] });
+        assert!(img.topics["t"].moving.is_empty(), "no such partition");
+    }
 }

@@ -197,10 +197,10 @@ async fn read_all(wants: &[Want]) -> Vec<PartResult> {
     let items: Vec<_> = wants
         .iter()
         .filter(|w| w.error.is_none())
-        .filter_map(|w| Some((w.tp.clone()?, (w.offset, w.max_bytes, w.current_epoch))))
+        .filter_map(|w| Some((w.tp.clone()?, (w.tp.clone()?, w.offset, w.max_bytes, w.current_epoch))))
         .collect();
-    let mut read = per_partition(items, |p, (offset, max_bytes, current)| async move {
-        p.check_leader_epoch(current)?;
+    let mut read = per_partition(items, |p, (tp, offset, max_bytes, current)| async move {
+        p.check_leader_epoch(&tp, current)?;
         Ok(read_one(&p, offset, max_bytes).await)
     })
     .await

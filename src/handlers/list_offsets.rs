@@ -19,12 +19,13 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         .flat_map(|t| {
             t.partitions.iter().map(|p| {
                 let ts = if p.timestamp == -4 { -2 } else { p.timestamp };
-                (TopicPartition::new(&t.name.0, p.partition_index), (ts, p.current_leader_epoch))
+                let tp = TopicPartition::new(&t.name.0, p.partition_index);
+                (tp.clone(), (tp, ts, p.current_leader_epoch))
             })
         })
         .collect();
-    let mut answers = per_partition(items, |p, (ts, current)| async move {
-        p.check_leader_epoch(current)?;
+    let mut answers = per_partition(items, |p, (tp, ts, current)| async move {
+        p.check_leader_epoch(&tp, current)?;
         match p.list_offset(ts).await {
             Ok(Some((offset, timestamp))) => Ok((offset, timestamp, p.leader_epoch.get())),
             Ok(None) => Ok((-1, -1, -1)),

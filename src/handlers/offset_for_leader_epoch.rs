@@ -17,13 +17,14 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (TopicPartition::new(&t.topic.0, p.partition), (p.current_leader_epoch, p.leader_epoch)))
+            t.partitions.iter().map(|p| {
+                let tp = TopicPartition::new(&t.topic.0, p.partition);
+                (tp.clone(), (tp, p.current_leader_epoch, p.leader_epoch))
+            })
         })
         .collect();
-    let mut answers = per_partition(items, |p, (current, asked)| async move {
-        p.check_leader_epoch(current)?;
+    let mut answers = per_partition(items, |p, (tp, current, asked)| async move {
+        p.check_leader_epoch(&tp, current)?;
         p.end_offset_for_epoch(asked).await.map_err(|(code, _)| code)
     })
     .await
