@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::cluster::{Cluster, Layout};
 use common::kafka_tools::{
     describe, kafka_tool, kafka_tool_ok, listed, poll, topics, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS,
-    LEADER_ELECTION, METADATA_QUORUM, REASSIGN_PARTITIONS,
+    GET_OFFSETS, LEADER_ELECTION, METADATA_QUORUM, REASSIGN_PARTITIONS,
 };
 use common::{kcat, unique_name};
 
@@ -1056,4 +1056,85 @@ fn the_reassignment_tool_moves_a_partitions_replicas() {
     want.extend(["late0".to_string(), "late1".to_string()]);
     want.sort();
     assert_eq!(read_all(&boot[alive[1]], &topic), want, "every record once");
+}
+
+/// Retention on a replicated topic (`retention.bytes`): the log start moves
+/// on every replica; a replica that was down meanwhile comes back behind
+/// the leader's log start, starts its log there (the records before it are
+/// kept nowhere) and catches up; led by it again (preferred-leader
+/// balancing), the topic reads back the same records from the same start.
+#[test]
+fn retention_moves_the_log_start_and_a_returning_replica_starts_there() {
+    let extra = [
+        "leader.imbalance.check.interval.seconds=1",
+        "replica.lag.time.max.ms=2000",
+        "log.retention.check.interval.ms=500",
+    ];
+    let mut c = Cluster::start(3, &[FAST, &extra[..]].concat());
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let topic = unique_name("retained");
+    let create = ["--create", "--topic", &topic, "--partitions", "1", "--replication-factor", "3"];
+    let configs = ["--config", "segment.bytes=1048576", "--config", "retention.bytes=1048576"];
+    topics(&boot[0], &[&create[..], &configs[..]].concat());
+    let preferred_leads = |l: &Option<Layout>| {
+        l.as_ref().is_some_and(|l| l.len() == 1 && l[0].2.len() == 3 && Some(&l[0].0) == l[0].1.first())
+    };
+    let first = poll(300, || c.layout(0, &topic), preferred_leads);
+    assert!(preferred_leads(&first), "led by its preferred replica, all in sync: {first:?}");
+    let a = first.unwrap()[0].0 as usize;
+    c.nodes[a - 1].kill9();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != a - 1).collect();
+    let moved =
+        poll(150, || c.layout(alive[0], &topic), |l| l.as_ref().is_some_and(|l| l[0].0 > 0 && l[0].0 != a as i32));
+    assert!(moved.as_ref().is_some_and(|l| l[0].0 > 0 && l[0].0 != a as i32), "another replica leads: {moved:?}");
+
+    // About 3 MiB: segments of 1 MiB, of which retention keeps about one.
+    let pad = "x".repeat(1000);
+    let input: String = (0..3000).map(|i| format!("v{i}-{pad}\n")).collect();
+    let out = kcat(&["-P", "-b", &boot[alive[0]], "-t", &topic, "-X", "acks=all"], input.as_bytes());
+    assert!(out.status.success(), "kcat -P: {}", String::from_utf8_lossy(&out.stderr));
+    let earliest = |b: &str| {
+        let out = kafka_tool(GET_OFFSETS, &["--bootstrap-server", b, "--topic", &topic, "--time", "-2"], None);
+        String::from_utf8_lossy(&out.stdout).trim().rsplit(':').next().and_then(|o| o.parse::<i64>().ok()).unwrap_or(-1)
+    };
+    let start = poll(150, || earliest(&boot[alive[0]]), |o| *o > 0);
+    assert!(start > 0, "retention moved the log start: {start}");
+    let read = |b: &str| -> Vec<(i64, String)> {
+        let out = kcat(&["-C", "-b", b, "-t", &topic, "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"], b"");
+        assert!(out.status.success(), "kcat -C against {b}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(o, v)| (o.parse().unwrap_or(-1), v.to_string())))
+            .collect()
+    };
+    let before = read(&boot[alive[0]]);
+    assert!(
+        !before.is_empty() && before[0].0 >= start,
+        "read from the log start on: {:?}",
+        before.first().map(|r| r.0)
+    );
+    assert!(
+        before.len() < 3000 && before.last().is_some_and(|r| r.1.starts_with("v2999-")),
+        "{} records",
+        before.len()
+    );
+
+    c.nodes[a - 1].restart();
+    let back = poll(
+        300,
+        || c.layout(alive[1], &topic),
+        |l| preferred_leads(l) && l.as_ref().is_some_and(|l| l[0].0 == a as i32),
+    );
+    assert!(back.as_ref().is_some_and(|l| l[0].0 == a as i32), "broker {a} is back in sync and leads again: {back:?}");
+    let after = read(&boot[a - 1]);
+    assert!(!after.is_empty() && after[0].0 > 0, "from a moved start: {:?}", after.first().map(|r| r.0));
+    assert!(
+        before.ends_with(&after),
+        "the returning leader has the records from its start: {} of {} records, first at {}",
+        after.len(),
+        before.len(),
+        after[0].0
+    );
+    assert!(after.len() * 2 > before.len(), "most of what was kept: {} of {}", after.len(), before.len());
 }

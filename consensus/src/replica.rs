@@ -28,6 +28,10 @@ use sluice_storage::batch::{self, BatchBuilder, BatchHeader, HEADER_LEN};
 use sluice_storage::{Log, LogConfig};
 
 const HARD_STATE: &str = "raft-hard-state";
+/// Where the log starts in Raft's terms once retention moved its start: the
+/// index and term of the entry before the first kept, the replicas as of
+/// it, and the offset the first kept entry begins at.
+const LOG_START: &str = "raft-log-start";
 /// Kafka's control record type of KRaft's LeaderChange record.
 const LEADER_CHANGE: i16 = 2;
 /// Our control record type for a change of the group's replicas: the
@@ -50,10 +54,25 @@ struct Cached {
     max_timestamp: i64,
 }
 
+/// The part of the log retention deleted, as Raft sees it: a snapshot with
+/// no data but where the log starts (followers behind it start there too).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Start {
+    /// The entry before the first kept (0: nothing deleted).
+    index: u64,
+    term: u64,
+    conf: ConfState,
+    /// The offset the first kept entry begins at (the log start).
+    offset: i64,
+    /// The largest batch timestamp of the deleted part.
+    max_timestamp: i64,
+}
+
 struct Inner {
     hard: HardState,
     conf: ConfState,
-    /// Entries from index 1 on.
+    start: Start,
+    /// Entries from index `start.index + 1` on.
     entries: VecDeque<Cached>,
     /// Ranges raft-rs asked for that are not in memory: (low, high, context).
     wanted: Vec<(u64, u64, GetEntriesContext)>,
@@ -63,11 +82,24 @@ struct Inner {
 
 impl Inner {
     fn last(&self) -> u64 {
-        self.entries.len() as u64
+        self.start.index + self.entries.len() as u64
     }
 
     fn get(&self, index: u64) -> Option<&Cached> {
-        index.checked_sub(1).and_then(|i| self.entries.get(i as usize))
+        index.checked_sub(self.start.index + 1).and_then(|i| self.entries.get(i as usize))
+    }
+
+    fn get_mut(&mut self, index: u64) -> Option<&mut Cached> {
+        index.checked_sub(self.start.index + 1).and_then(|i| self.entries.get_mut(i as usize))
+    }
+
+    /// Where entry `index` ends in the log (the log start for the entry
+    /// before the first kept).
+    fn end_of(&self, index: u64) -> Option<i64> {
+        if index == self.start.index {
+            return Some(self.start.offset);
+        }
+        self.get(index).map(|c| c.end)
     }
 }
 
@@ -89,7 +121,7 @@ impl Storage for LogStorage {
         context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
         let mut s = self.0.borrow_mut();
-        if low < 1 {
+        if low <= s.start.index {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         if high > s.last() + 1 || low > high {
@@ -130,22 +162,35 @@ impl Storage for LogStorage {
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
-        if idx == 0 {
-            return Ok(0);
+        let s = self.0.borrow();
+        if idx == s.start.index {
+            return Ok(s.start.term);
         }
-        self.0.borrow().get(idx).map(|c| c.term).ok_or(raft::Error::Store(StorageError::Unavailable))
+        if idx < s.start.index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        s.get(idx).map(|c| c.term).ok_or(raft::Error::Store(StorageError::Unavailable))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(1)
+        Ok(self.0.borrow().start.index + 1)
     }
 
     fn last_index(&self) -> raft::Result<u64> {
         Ok(self.0.borrow().last())
     }
 
+    /// A follower behind the log start gets where it starts: the records
+    /// before were deleted here, so there is nothing else to send.
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        let s = self.0.borrow();
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = s.start.index;
+        meta.term = s.start.term;
+        meta.set_conf_state(s.start.conf.clone());
+        snap.data = encode_start_data(s.start.offset, s.start.max_timestamp).into();
+        Ok(snap)
     }
 }
 
@@ -181,13 +226,24 @@ impl Replica {
         config: LogConfig,
         window: usize,
     ) -> Result<Replica, String> {
-        let log = Log::open(dir, config).await.map_err(err)?;
-        if log.log_start_offset() != 0 {
-            return Err("a replicated log that does not start at offset 0 is not supported yet".into());
+        let mut log = Log::open(dir, config).await.map_err(err)?;
+        let start = match read_start(&dir.join(LOG_START))? {
+            Some(start) => start,
+            None if log.log_start_offset() == 0 => {
+                Start { conf: ConfState { voters: voters.to_vec(), ..Default::default() }, ..Start::default() }
+            }
+            None => return Err(format!("{}: the log starts past 0 and {LOG_START} is missing", dir.display())),
+        };
+        // The start is saved before segments go: finish a deletion a crash
+        // cut short.
+        if log.log_end_offset() < start.offset {
+            log.reset_to(start.offset).await.map_err(err)?;
+        } else if log.log_start_offset() < start.offset {
+            log.delete_records(start.offset).await.map_err(err)?;
         }
         let mut entries = VecDeque::new();
-        let mut at = 0;
-        let mut last_timestamp = 0;
+        let mut at = start.offset;
+        let mut last_timestamp = start.max_timestamp;
         while let Some(slice) = log.read(at, 1 << 20).await.map_err(err)? {
             let bytes = slice.read().await.map_err(err)?;
             let mut pos = 0;
@@ -216,18 +272,20 @@ impl Replica {
         }
         let saved_hard = read_hard_state(&dir.join(HARD_STATE))?;
         let mut hard = saved_hard.clone().unwrap_or_default();
-        hard.commit = hard.commit.min(entries.len() as u64);
+        hard.commit = hard.commit.clamp(start.index, start.index + entries.len() as u64);
+        let committed_here = (hard.commit - start.index) as usize;
         // Only the window and what is not committed yet stay in memory.
-        let keep_from = (entries.len().saturating_sub(window.max(1)) as u64).min(hard.commit);
-        for c in entries.iter_mut().take(keep_from as usize) {
+        let keep_from = entries.len().saturating_sub(window.max(1)).min(committed_here);
+        for c in entries.iter_mut().take(keep_from) {
             c.data = None;
         }
-        let committed = entries.iter().take(hard.commit as usize).filter_map(|c| c.conf.as_deref());
-        let conf = replay_conf(id, voters, committed)?;
+        let committed = entries.iter().take(committed_here).filter_map(|c| c.conf.as_deref());
+        let conf = replay_conf(id, &start.conf, committed)?;
         let applied = hard.commit;
         let store = LogStorage(Rc::new(RefCell::new(Inner {
             hard,
             conf,
+            start,
             entries,
             wanted: Vec::new(),
             fetched: Default::default(),
@@ -300,6 +358,11 @@ impl Replica {
         &self.log
     }
 
+    /// New topic configs (retention, segment size), applied live.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.log.set_config(config);
+    }
+
     pub fn commit_index(&self) -> u64 {
         self.raw.raft.raft_log.committed
     }
@@ -308,7 +371,7 @@ impl Replica {
     pub fn high_watermark(&self) -> i64 {
         let s = self.store.0.borrow();
         let commit = self.raw.raft.raft_log.committed.min(s.last());
-        s.get(commit).map_or(0, |c| c.end)
+        s.end_of(commit).unwrap_or(s.start.offset)
     }
 
     /// The Raft term of entry `index`, while it is in this replica's log (a
@@ -336,7 +399,8 @@ impl Replica {
             // A leader may send before it persists (raft thesis 10.2.1).
             out.extend(rd.take_messages());
             if !rd.snapshot().is_empty() {
-                return Err("snapshots are not supported yet".into());
+                let snap = rd.snapshot().clone();
+                self.install(&snap).await?;
             }
             if !rd.entries().is_empty() {
                 let entries = rd.entries().clone();
@@ -361,6 +425,66 @@ impl Replica {
         self.trim_window();
         self.note_caught_up();
         Ok(out)
+    }
+
+    /// A snapshot from the leader: this replica was behind the leader's log
+    /// start, so its log starts again there, empty.
+    async fn install(&mut self, snap: &Snapshot) -> Result<(), String> {
+        let meta = snap.get_metadata();
+        let (offset, max_timestamp) = decode_start_data(&snap.data).ok_or("a snapshot without its log start")?;
+        let start =
+            Start { index: meta.index, term: meta.term, conf: meta.get_conf_state().clone(), offset, max_timestamp };
+        tracing::info!(index = start.index, offset, "behind the leader's log start: starting the log there");
+        write_start(&self.dir.join(LOG_START), &start).await?;
+        self.log.reset_to(offset).await.map_err(err)?;
+        let mut s = self.store.0.borrow_mut();
+        s.entries.clear();
+        s.fetched.clear();
+        s.conf = start.conf.clone();
+        s.hard.commit = s.hard.commit.max(start.index);
+        s.start = start;
+        self.last_timestamp = max_timestamp;
+        Ok(())
+    }
+
+    /// Retention for a replicated log (`retention.ms`, `retention.bytes`):
+    /// drops the segments the policy no longer allows, of what is applied
+    /// only. Where the log then starts is saved first, as the entry before
+    /// it and the replicas as of it (what a follower behind it is sent).
+    /// Returns whether anything was deleted.
+    pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<bool, String> {
+        let applied = self.raw.raft.raft_log.applied;
+        let limit = self.store.0.borrow().end_of(applied).unwrap_or(0);
+        let Some(offset) = self.log.retention_start(now_ms, limit) else { return Ok(false) };
+        let start = {
+            let s = self.store.0.borrow();
+            // The last entry that ends at or before the new start.
+            let mut index = s.start.index;
+            let mut changes = Vec::new();
+            let mut max_timestamp = s.start.max_timestamp;
+            for (i, c) in s.entries.iter().enumerate() {
+                if c.end > offset {
+                    break;
+                }
+                index = s.start.index + 1 + i as u64;
+                max_timestamp = c.max_timestamp;
+                changes.extend(c.conf.clone());
+            }
+            if index == s.start.index {
+                return Ok(false);
+            }
+            let conf = replay_conf(self.raw.raft.id, &s.start.conf, changes.iter().map(Vec::as_slice))?;
+            let term = s.get(index).expect("kept until now").term;
+            let offset = s.end_of(index).expect("kept until now");
+            Start { index, term, conf, offset, max_timestamp }
+        };
+        write_start(&self.dir.join(LOG_START), &start).await?;
+        self.log.delete_records(start.offset).await.map_err(err)?;
+        let mut s = self.store.0.borrow_mut();
+        let dropped = (start.index - s.start.index) as usize;
+        s.entries.drain(..dropped);
+        s.start = start;
+        Ok(true)
     }
 
     /// Committed changes of replicas take effect (raft-rs's conf changes
@@ -420,10 +544,10 @@ impl Replica {
     fn trim_window(&mut self) {
         let applied = self.raw.raft.raft_log.applied;
         let mut s = self.store.0.borrow_mut();
-        let keep_from = (s.last() as usize).saturating_sub(self.window) as u64;
+        let keep_from = s.last().saturating_sub(self.window as u64);
         let upto = keep_from.min(applied);
-        for i in (1..=upto).rev() {
-            match s.entries.get_mut((i - 1) as usize) {
+        for i in (s.start.index + 1..=upto).rev() {
+            match s.get_mut(i) {
                 Some(c) if c.data.is_some() => c.data = None,
                 _ => break,
             }
@@ -457,8 +581,9 @@ impl Replica {
                 return Err(format!("truncating to {at} left the log ending at {end}"));
             }
             let mut s = self.store.0.borrow_mut();
-            s.entries.truncate((first - 1) as usize);
-            self.last_timestamp = s.entries.back().map_or(0, |c| c.max_timestamp);
+            let keep = (first - s.start.index - 1) as usize;
+            s.entries.truncate(keep);
+            self.last_timestamp = s.entries.back().map_or(s.start.max_timestamp, |c| c.max_timestamp);
         }
         for e in entries {
             let conf = (e.get_entry_type() != EntryType::EntryNormal).then(|| e.data.to_vec());
@@ -646,11 +771,11 @@ fn conf_change_of(control: &[u8]) -> Option<Vec<u8>> {
     Some(r.value.clone().and_then(|v| section.get(v)).unwrap_or_default().to_vec())
 }
 
-/// The replicas of a group that began with `voters`, after `changes`
+/// The replicas of a group that were `from`, after `changes`
 /// (ConfChangeV2s, in log order): raft-rs applies them to a scratch node,
 /// so the rules are its own.
-fn replay_conf<'a>(id: u64, voters: &[u64], changes: impl Iterator<Item = &'a [u8]>) -> Result<ConfState, String> {
-    let mut conf = ConfState { voters: voters.to_vec(), ..Default::default() };
+fn replay_conf<'a>(id: u64, from: &ConfState, changes: impl Iterator<Item = &'a [u8]>) -> Result<ConfState, String> {
+    let mut conf = from.clone();
     let mut changes = changes.peekable();
     if changes.peek().is_none() {
         return Ok(conf);
@@ -663,6 +788,51 @@ fn replay_conf<'a>(id: u64, voters: &[u64], changes: impl Iterator<Item = &'a [u
         conf = scratch.apply_conf_change(&cc).map_err(err)?;
     }
     Ok(conf)
+}
+
+fn encode_start_data(offset: i64, max_timestamp: i64) -> Vec<u8> {
+    let mut b = offset.to_be_bytes().to_vec();
+    b.extend_from_slice(&max_timestamp.to_be_bytes());
+    b
+}
+
+fn decode_start_data(b: &[u8]) -> Option<(i64, i64)> {
+    let offset = i64::from_be_bytes(b.get(..8)?.try_into().ok()?);
+    let max_timestamp = i64::from_be_bytes(b.get(8..16)?.try_into().ok()?);
+    Some((offset, max_timestamp))
+}
+
+/// `[u32 crc32c little-endian][index u64][term u64][offset i64][max
+/// timestamp i64][ConfState protobuf]`, all big-endian after the checksum.
+fn read_start(path: &Path) -> Result<Option<Start>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let bad = |why: &str| format!("{}: {why}", path.display());
+    if bytes.len() < 36 || bytes.len() > 4096 {
+        return Err(bad("wrong size"));
+    }
+    let (crc, payload) = bytes.split_at(4);
+    if u32::from_le_bytes(crc.try_into().expect("4 bytes")) != crc32c::crc32c(payload) {
+        return Err(bad("checksum mismatch"));
+    }
+    let word = |i: usize| u64::from_be_bytes(payload[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    let conf = ConfState::parse_from_bytes(&payload[32..]).map_err(|e| bad(&e.to_string()))?;
+    Ok(Some(Start { index: word(0), term: word(1), offset: word(2) as i64, max_timestamp: word(3) as i64, conf }))
+}
+
+async fn write_start(path: &Path, start: &Start) -> Result<(), String> {
+    let mut payload = Vec::with_capacity(64);
+    payload.extend_from_slice(&start.index.to_be_bytes());
+    payload.extend_from_slice(&start.term.to_be_bytes());
+    payload.extend_from_slice(&start.offset.to_be_bytes());
+    payload.extend_from_slice(&start.max_timestamp.to_be_bytes());
+    payload.extend_from_slice(&start.conf.write_to_bytes().map_err(err)?);
+    let mut bytes = crc32c::crc32c(&payload).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&payload);
+    sluice_storage::io::write_small(path, bytes).await.map_err(err)
 }
 
 /// `[u32 crc32c little-endian][HardState protobuf]`.

@@ -92,10 +92,14 @@ impl Sim {
 
     /// Replicas 1..=n of a group whose first voters are 1, 2 and 3.
     async fn with(root: &Path, n: u64) -> Sim {
+        Sim::with_config(root, n, config()).await
+    }
+
+    async fn with_config(root: &Path, n: u64, config: LogConfig) -> Sim {
         let dirs: Vec<PathBuf> = (1..=n).map(|id| root.join(format!("r{id}"))).collect();
         let mut nodes = Vec::new();
         for (i, d) in dirs.iter().enumerate() {
-            nodes.push(Some(Replica::open(i as u64 + 1, &VOTERS, d, config(), WINDOW).await.unwrap()));
+            nodes.push(Some(Replica::open(i as u64 + 1, &VOTERS, d, config.clone(), WINDOW).await.unwrap()));
         }
         Sim { dirs, nodes, queue: Vec::new(), cut: HashSet::new() }
     }
@@ -329,5 +333,65 @@ fn a_replica_joins_catches_up_and_replaces_a_voter() {
         sim.until("they commit", |s| rest.iter().all(|id| s.hw(*id as usize - 1) >= hw + 3)).await;
         let (b, _) = contents(sim.nodes[3].as_ref().unwrap().log()).await;
         assert!(holds(&b, "before0") && holds(&b, "after") && holds(&b, "last-2"));
+    });
+}
+
+/// Retention on a replicated log: each replica deletes segments of what it
+/// has applied; a replica down meanwhile is behind the leader's log start
+/// when it returns, is sent where the log starts (a Raft snapshot), starts
+/// its log there and catches up to the same bytes; replicas reopen on a log
+/// whose start moved.
+#[test]
+fn retention_moves_the_log_start_and_a_replica_behind_it_starts_there() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_path_buf();
+    run(move || async move {
+        let retained = LogConfig { retention_bytes: Some(3 << 10), ..config() };
+        let mut sim = Sim::with_config(&root_path, 3, retained.clone()).await;
+        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        let down = (l + 1) % 3;
+        let up = 3 - l - down;
+        sim.nodes[down].take().unwrap().close().await.unwrap();
+        for n in 0..60 {
+            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
+            sim.round().await;
+        }
+        sim.until("the two commit", |s| [l, up].iter().all(|&i| s.hw(i) == 181)).await;
+        for i in [l, up] {
+            let n = sim.nodes[i].as_mut().unwrap();
+            assert!(n.enforce_retention(0).await.unwrap(), "replica {} had segments to drop", i + 1);
+            assert!(n.log().log_start_offset() > 0);
+            assert!(n.log().size_bytes() <= 4 << 10, "{}", n.log().size_bytes());
+        }
+        let start = sim.nodes[l].as_ref().unwrap().log().log_start_offset();
+
+        sim.nodes[down] =
+            Some(Replica::open(down as u64 + 1, &VOTERS, &sim.dirs[down], retained.clone(), WINDOW).await.unwrap());
+        sim.until("the returning replica catches up", |s| s.hw(down) == 181).await;
+        let returned = sim.nodes[down].as_ref().unwrap().log();
+        assert_eq!(returned.log_start_offset(), start, "it starts where the leader's log starts");
+        let (bytes, _) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        assert_eq!(contents(returned).await.0, bytes, "the same bytes from there on");
+        assert!(!holds(&bytes, "b0-") && holds(&bytes, "b59-2"));
+
+        // Every replica reopens on its moved start, and the group goes on.
+        for i in 0..3 {
+            sim.nodes[i].take().unwrap().close().await.unwrap();
+            sim.nodes[i] =
+                Some(Replica::open(i as u64 + 1, &VOTERS, &sim.dirs[i], retained.clone(), WINDOW).await.unwrap());
+        }
+        sim.until("a leader again", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        sim.nodes[l].as_mut().unwrap().propose(batch("after")).unwrap();
+        sim.until("all commit the new batch", |s| {
+            let h = s.hw(l);
+            h > 181 && (0..3).all(|i| s.hw(i) == h)
+        })
+        .await;
+        let (bytes, _) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        for i in 0..3 {
+            assert_eq!(contents(sim.nodes[i].as_ref().unwrap().log()).await.0, bytes, "replica {} differs", i + 1);
+        }
     });
 }

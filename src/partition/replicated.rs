@@ -7,8 +7,10 @@
 //! reports its leadership and ISR to the controller, so that every broker's
 //! metadata names it (docs/replication.md, step 2).
 //!
-//! Not yet on replicated partitions: retention, compaction, live config
-//! changes, DeleteRecords.
+//! Every replica applies retention to what it has applied; a follower
+//! behind the leader's log start is sent where it starts (a Raft snapshot
+//! with no data) and starts its log there. Not yet on replicated
+//! partitions: compaction, DeleteRecords.
 
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -103,6 +105,8 @@ async fn run(
         let every = (c.leader_imbalance_check_interval.as_millis() / TICK.as_millis()).max(1) as u64;
         c.auto_leader_rebalance_enable.then_some((every, c.leader_imbalance_per_broker_percentage))
     };
+    let retention_every =
+        (shard::current().config.retention_check_interval.as_millis() / TICK.as_millis()).max(1) as u64;
     let mut ticks: u64 = 0;
     let reassigning = Rc::new(std::cell::Cell::new(false));
     while let Ok(cmd) = rx.recv_async().await {
@@ -112,6 +116,15 @@ async fn run(
                 ticks += 1;
                 if ticks % REASSIGN_EVERY == 0 {
                     reassign(&mut r, &tp, topic_id, lag, &reassigning);
+                }
+                if ticks % retention_every == 0 {
+                    match r.enforce_retention(sluice_storage::log::now_ms()).await {
+                        Ok(true) => {
+                            tracing::info!(partition = ?tp, start = r.log().log_start_offset(), "retention moved the log start")
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(partition = ?tp, %e, "retention failed"),
+                    }
                 }
                 if let Some((_, percentage)) = balancing.filter(|(every, _)| ticks % every == 0) {
                     hand_back(&mut r, &tp, node, percentage, lag);
@@ -210,7 +223,8 @@ async fn run(
                 let why = "DeleteRecords on a replicated partition is not supported yet";
                 let _ = reply.send(Err((ResponseError::PolicyViolation, why.into())));
             }
-            Cmd::SetConfig(_) | Cmd::Flushed { .. } | Cmd::Cleaned(_) => {}
+            Cmd::SetConfig(config) => r.set_config(config),
+            Cmd::Flushed { .. } | Cmd::Cleaned(_) => {}
             Cmd::Close { delete, reply } => {
                 for p in pending.drain(..) {
                     let _ = p.reply.send(Err(not_leader()));

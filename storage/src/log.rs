@@ -626,17 +626,7 @@ impl Log {
     pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
         let mut deleted = 0;
         while self.config.cleanup_delete {
-            let total = self.size_bytes();
-            let first = &self.segments[0];
-            let active = self.segments.len() == 1;
-            // A sealed segment that compaction emptied holds nothing to keep.
-            let expired = (!active && first.is_empty())
-                || self
-                    .config
-                    .retention_ms
-                    .is_some_and(|r| first.max_timestamp().is_some_and(|(ts, _)| ts < now_ms - r.as_millis() as i64));
-            let oversize = self.config.retention_bytes.is_some_and(|r| total - first.size() >= r);
-            if (active && first.is_empty()) || !(expired || oversize) {
+            if !self.may_drop(&self.segments[0], self.segments.len() == 1, self.size_bytes(), now_ms) {
                 break;
             }
             self.delete_first_segment().await?;
@@ -646,6 +636,67 @@ impl Log {
             self.save_log_start_offset().await?;
         }
         Ok(deleted)
+    }
+
+    /// Whether retention lets the head segment `seg` go, with `total` bytes
+    /// in the log from it on.
+    fn may_drop(&self, seg: &Segment, active: bool, total: u64, now_ms: i64) -> bool {
+        // A sealed segment that compaction emptied holds nothing to keep.
+        let expired = (!active && seg.is_empty())
+            || self
+                .config
+                .retention_ms
+                .is_some_and(|r| seg.max_timestamp().is_some_and(|(ts, _)| ts < now_ms - r.as_millis() as i64));
+        let oversize = self.config.retention_bytes.is_some_and(|r| total - seg.size() >= r);
+        !(active && seg.is_empty()) && (expired || oversize)
+    }
+
+    /// Where `enforce_retention` would move the log start now if it could
+    /// delete only what ends at or before `limit` (a replicated log keeps
+    /// what is not committed): the base of the first segment it would keep,
+    /// or the log end when it would drop everything. `None`: nothing to drop.
+    pub fn retention_start(&self, now_ms: i64, limit: i64) -> Option<i64> {
+        if !self.config.cleanup_delete {
+            return None;
+        }
+        let mut total = self.size_bytes();
+        let mut start = None;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let active = i + 1 == self.segments.len();
+            let end = if active { self.log_end_offset() } else { self.segments[i + 1].base_offset };
+            if !self.may_drop(seg, active, total, now_ms) || end > limit {
+                break;
+            }
+            total -= seg.size();
+            start = Some(end);
+        }
+        start.filter(|s| *s > self.log_start_offset)
+    }
+
+    /// Empties the log and starts it again at `offset` (a replica that is
+    /// given a snapshot: the records before it were deleted where it came
+    /// from). Producer state and the epoch cache start over with it.
+    pub async fn reset_to(&mut self, offset: i64) -> Result<()> {
+        let offset = offset.max(0);
+        // The start first: a crash before the new segment is made reopens
+        // the log at it (an empty directory starts at the saved start).
+        write_small(&self.dir.join(LOG_START_OFFSET), offset.to_string().into_bytes()).await?;
+        for seg in std::mem::take(&mut self.segments) {
+            seg.delete().await?;
+        }
+        sync_dir(&self.dir).await?;
+        self.segments.push(Segment::create(&self.dir, offset, self.config.index_interval_bytes).await?);
+        self.log_start_offset = offset;
+        self.durable_offset = self.log_start_offset;
+        self.first_dirty = self.log_start_offset;
+        self.producers = ProducerState::default();
+        for off in self.snapshot_offsets()? {
+            remove_if_exists(&segment::file_name(&self.dir, off, "snapshot")).await?;
+        }
+        self.epochs = EpochCache::default();
+        self.save_epochs().await?;
+        self.save_log_start_offset().await?;
+        sync_dir(&self.dir).await
     }
 
     async fn delete_first_segment(&mut self) -> Result<()> {
