@@ -616,6 +616,15 @@ pub async fn reassign(moves: Vec<(String, i32, Option<Vec<i32>>)>) -> Vec<Result
     }
 }
 
+/// The outcome of a request of one item that answers only "taken".
+fn one_done(results: Vec<AdminResult>) -> Result<(), (ResponseError, String)> {
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(to_error(e)),
+        None => Err((ResponseError::UnknownServerError, "no answer".into())),
+    }
+}
+
 /// A partition's leader reports its group has the reassignment's target.
 pub async fn report_reassigned(
     name: String,
@@ -623,12 +632,7 @@ pub async fn report_reassigned(
     partition: i32,
     replicas: Vec<i32>,
 ) -> Result<(), (ResponseError, String)> {
-    let results = send(AdminRequest::Reassigned { name, id, partition, replicas }).await?;
-    match results.into_iter().next() {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(to_error(e)),
-        None => Err((ResponseError::UnknownServerError, "no answer".into())),
-    }
+    one_done(send(AdminRequest::Reassigned { name, id, partition, replicas }).await?)
 }
 
 /// A replicated partition's leader reports its leadership and ISR.
@@ -640,12 +644,7 @@ pub async fn report_partition_state(
     epoch: i32,
     isr: Vec<i32>,
 ) -> Result<(), (ResponseError, String)> {
-    let results = send(AdminRequest::PartitionState { name, id, partition, leader, epoch, isr }).await?;
-    match results.into_iter().next() {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(to_error(e)),
-        None => Err((ResponseError::UnknownServerError, "no answer".into())),
-    }
+    one_done(send(AdminRequest::PartitionState { name, id, partition, leader, epoch, isr }).await?)
 }
 
 /// A block of producer ids for this broker: (start, len).
