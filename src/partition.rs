@@ -286,7 +286,7 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
             }
             if cleaner_enabled && cleaning.is_none() && Instant::now() >= next_clean {
                 next_clean = Instant::now() + clean_every;
-                cleaning = start_cleaning(&log, &me);
+                cleaning = start_cleaning(log.plan_clean(now_ms()), &me);
             }
             if Instant::now() >= next_retention {
                 next_retention = Instant::now() + retention_every;
@@ -455,11 +455,11 @@ thread_local! {
 }
 
 /// Starts a compaction pass if one is due; returns its abort switch.
-fn start_cleaning(log: &Log, me: &flume::Sender<Cmd>) -> Option<Rc<Cell<bool>>> {
+fn start_cleaning(plan: Option<CleanPlan>, me: &flume::Sender<Cmd>) -> Option<Rc<Cell<bool>>> {
     if SHARD_CLEANING.get() {
         return None;
     }
-    let plan: CleanPlan = log.plan_clean(now_ms())?;
+    let plan = plan?;
     let abort = plan.abort_handle();
     let queue = CLEANER_QUEUE.with(|q| {
         *q.get_or_init(|| {

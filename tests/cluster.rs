@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::cluster::{Cluster, Layout};
 use common::kafka_tools::{
     describe, kafka_tool, kafka_tool_ok, listed, poll, topics, CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS,
-    GET_OFFSETS, LEADER_ELECTION, METADATA_QUORUM, REASSIGN_PARTITIONS,
+    DELETE_RECORDS, GET_OFFSETS, LEADER_ELECTION, METADATA_QUORUM, REASSIGN_PARTITIONS,
 };
 use common::{kcat, unique_name};
 
@@ -1137,4 +1137,108 @@ fn retention_moves_the_log_start_and_a_returning_replica_starts_there() {
         after[0].0
     );
     assert!(after.len() * 2 > before.len(), "most of what was kept: {} of {}", after.len(), before.len());
+}
+
+/// DeleteRecords and compaction on replicated partitions. Kafka's
+/// `kafka-delete-records` moves the log start of every replica: the leader
+/// that follows a killed one starts there too. A compacted topic is
+/// compacted on every replica (each cleans what it has applied), keeping
+/// the latest value of every key: the leader that follows a killed one
+/// serves that too.
+#[test]
+fn delete_records_and_compaction_hold_on_every_replica() {
+    let extra = ["log.cleaner.backoff.ms=500", "replica.lag.time.max.ms=2000"];
+    let mut c = Cluster::start(3, &[FAST, &extra[..]].concat());
+    c.wait_agreed(&[0, 1, 2], &[1, 2, 3], AGREE);
+    let boot: Vec<String> = c.nodes.iter().map(|n| n.bootstrap()).collect();
+    let (deleted, compacted) = (unique_name("deleted"), unique_name("compacted"));
+    fn create(t: &str) -> Vec<&str> {
+        vec!["--create", "--topic", t, "--partitions", "1", "--replication-factor", "3"]
+    }
+    topics(&boot[0], &create(&deleted));
+    let configs = ["--config", "cleanup.policy=compact", "--config", "segment.bytes=1048576"];
+    let ratio = ["--config", "min.cleanable.dirty.ratio=0.01"];
+    topics(&boot[0], &[&create(&compacted)[..], &configs[..], &ratio[..]].concat());
+    let in_sync = |l: &Option<Layout>| l.as_ref().is_some_and(|l| l.len() == 1 && l[0].0 > 0 && l[0].2.len() == 3);
+    for t in [&deleted, &compacted] {
+        let l = poll(300, || c.layout(0, t), in_sync);
+        assert!(in_sync(&l), "{t}: led, all in sync: {l:?}");
+    }
+    // (offset, key, value) from the log start on, through broker `b`.
+    let read = |b: &str, t: &str| -> Vec<(i64, String, String)> {
+        let out = kcat(&["-C", "-b", b, "-t", t, "-o", "beginning", "-e", "-q", "-f", "%o %k %s\\n"], b"");
+        assert!(out.status.success(), "kcat -C against {b}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ' ');
+                Some((f.next()?.parse().ok()?, f.next()?.to_string(), f.next()?.to_string()))
+            })
+            .collect()
+    };
+    let produce = |b: &str, t: &str, input: &str| {
+        let out = kcat(&["-P", "-b", b, "-t", t, "-K", ":", "-X", "acks=all"], input.as_bytes());
+        assert!(out.status.success(), "kcat -P: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let earliest = |b: &str, t: &str| {
+        let out = kafka_tool(GET_OFFSETS, &["--bootstrap-server", b, "--topic", t, "--time", "-2"], None);
+        String::from_utf8_lossy(&out.stdout).trim().rsplit(':').next().and_then(|o| o.parse::<i64>().ok()).unwrap_or(-1)
+    };
+
+    // DeleteRecords up to the 41st record, through a broker that may not lead.
+    let input: String = (0..100).map(|i| format!("k{i}:d{i}\n")).collect();
+    produce(&boot[0], &deleted, &input);
+    let all = read(&boot[1], &deleted);
+    assert_eq!(all.len(), 100, "every record produced");
+    let cut = all[40].0;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("offsets.json");
+    let spec = format!(r#"{{"partitions":[{{"topic":"{deleted}","partition":0,"offset":{cut}}}],"version":1}}"#);
+    std::fs::write(&json, spec).unwrap();
+    let out = kafka_tool_ok(
+        DELETE_RECORDS,
+        &["--bootstrap-server", &boot[2], "--offset-json-file", json.to_str().unwrap()],
+        None,
+    );
+    assert!(out.contains(&format!("low_watermark: {cut}")), "kafka-delete-records: {out}");
+    let leader = c.layout(0, &deleted).unwrap()[0].0 as usize;
+    c.nodes[leader - 1].kill9();
+    let alive = (0..3).find(|&i| i != leader - 1).unwrap();
+    let moved = |l: &Option<Layout>| l.as_ref().is_some_and(|l| l[0].0 > 0 && l[0].0 != leader as i32);
+    let l = poll(150, || c.layout(alive, &deleted), moved);
+    assert!(moved(&l), "another replica leads: {l:?}");
+    assert_eq!(poll(60, || earliest(&boot[alive], &deleted), |o| *o == cut), cut, "the new leader starts at {cut}");
+    let after = read(&boot[alive], &deleted);
+    assert_eq!(after.first().map(|r| r.0), Some(cut), "read from the new log start");
+    assert_eq!(after[..], all[40..], "the records from there on, unchanged");
+    c.nodes[leader - 1].restart();
+    let l = poll(300, || c.layout(alive, &compacted), in_sync);
+    assert!(in_sync(&l), "{compacted}: all in sync again: {l:?}");
+
+    // About 3 MiB over ten keys: the sealed segments compact to ten records.
+    let pad = "x".repeat(1000);
+    let input: String = (0..3000).map(|i| format!("k{}:v{i}-{pad}\n", i % 10)).collect();
+    produce(&boot[1], &compacted, &input);
+    let latest: std::collections::BTreeMap<String, String> =
+        (2990..3000).map(|i| (format!("k{}", i % 10), format!("v{i}-{pad}"))).collect();
+    let check = |recs: &[(i64, String, String)], who: &str| {
+        assert!(recs.windows(2).all(|w| w[0].0 < w[1].0), "{who}: offsets increase");
+        let last: std::collections::BTreeMap<String, String> =
+            recs.iter().map(|(_, k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(last.len(), 10, "{who}: ten keys");
+        assert!(last == latest, "{who}: the latest value of every key stays");
+    };
+    let leader = c.layout(alive, &compacted).unwrap()[0].0 as usize;
+    let cleaned = poll(120, || read(&boot[leader - 1], &compacted), |r| r.len() < 2500);
+    assert!(cleaned.len() < 2500, "the leader compacted: {} of 3000 records left", cleaned.len());
+    check(&cleaned, "the leader");
+    c.nodes[leader - 1].kill9();
+    let alive = (0..3).find(|&i| i != leader - 1).unwrap();
+    let moved = |l: &Option<Layout>| l.as_ref().is_some_and(|l| l[0].0 > 0 && l[0].0 != leader as i32);
+    let l = poll(150, || c.layout(alive, &compacted), moved);
+    assert!(moved(&l), "another replica leads: {l:?}");
+    let next = l.unwrap()[0].0 as usize;
+    let cleaned = poll(120, || read(&boot[next - 1], &compacted), |r| r.len() < 2500);
+    assert!(cleaned.len() < 2500, "the new leader compacted its own log: {} of 3000 records left", cleaned.len());
+    check(&cleaned, "the new leader");
 }

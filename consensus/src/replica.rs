@@ -12,9 +12,10 @@
 //! `entries` then answers LogTemporarilyUnavailable, the replica reads the
 //! range with io_uring and hands it back with `on_entries_fetched`, so the
 //! shard never blocks on a read. Each entry's term and offsets stay in
-//! memory. Not yet: a log whose start moved (retention), snapshots for
-//! followers behind it. Runs on one glommio executor (the partition's
-//! shard).
+//! memory. The log start moves (retention, DeleteRecords) through Raft's
+//! compaction: a follower behind it is sent a snapshot naming where the
+//! log starts. Compaction keeps one batch per entry. Runs on one glommio
+//! executor (the partition's shard).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -38,6 +39,10 @@ const LEADER_CHANGE: i16 = 2;
 /// value is raft-rs's ConfChangeV2. Kafka defines types up to 6 and its
 /// clients skip control batches of types they do not know.
 const CONF_CHANGE: i16 = 1000;
+/// Our control record type for DeleteRecords: the value is the offset
+/// (i64, big-endian) the log is to start at. Every replica moves its log
+/// start when the entry is committed.
+const DELETE_RECORDS: i16 = 1001;
 
 /// One entry as raft-rs reads it back, with where it is in the log.
 struct Cached {
@@ -242,7 +247,9 @@ impl Replica {
             log.delete_records(start.offset).await.map_err(err)?;
         }
         let mut entries = VecDeque::new();
-        let mut at = start.offset;
+        // DeleteRecords entries: (index, offset).
+        let mut deletes: Vec<(u64, i64)> = Vec::new();
+        let mut at = start.offset.max(log.log_start_offset());
         let mut last_timestamp = start.max_timestamp;
         while let Some(slice) = log.read(at, 1 << 20).await.map_err(err)? {
             let bytes = slice.read().await.map_err(err)?;
@@ -253,7 +260,10 @@ impl Replica {
                     break;
                 }
                 let batch = &bytes[pos..pos + h.size];
-                let data = if h.is_control() { Vec::new() } else { batch.to_vec() };
+                let data = entry_data(batch);
+                if let Some(before) = delete_records_of(batch) {
+                    deletes.push((start.index + 1 + entries.len() as u64, before));
+                }
                 last_timestamp = last_timestamp.max(h.max_timestamp);
                 entries.push_back(Cached {
                     term: h.leader_epoch.max(0) as u64,
@@ -282,6 +292,7 @@ impl Replica {
         let committed = entries.iter().take(committed_here).filter_map(|c| c.conf.as_deref());
         let conf = replay_conf(id, &start.conf, committed)?;
         let applied = hard.commit;
+        let delete_to = deletes.iter().filter(|(i, _)| *i <= applied).map(|(_, o)| *o).max();
         let store = LogStorage(Rc::new(RefCell::new(Inner {
             hard,
             conf,
@@ -303,7 +314,7 @@ impl Replica {
         };
         cfg.validate().map_err(err)?;
         let raw = RawNode::new(&cfg, store.clone(), &crate::logger::logger("partition")).map_err(err)?;
-        Ok(Replica {
+        let mut replica = Replica {
             raw,
             store,
             log,
@@ -312,7 +323,12 @@ impl Replica {
             window: window.max(1),
             caught_up: Default::default(),
             saved_hard,
-        })
+        };
+        // A committed DeleteRecords a crash kept from taking effect.
+        if let Some(before) = delete_to {
+            replica.move_start(before).await?;
+        }
+        Ok(replica)
     }
 
     /// Proposes a producer batch (only a leader takes it). Returns its
@@ -323,6 +339,33 @@ impl Replica {
         }
         self.raw.propose(vec![], batch).map_err(err)?;
         Ok(self.raw.raft.raft_log.last_index())
+    }
+
+    /// Proposes DeleteRecords: once committed, every replica's log starts
+    /// at `before` (which must not be past the high watermark). Returns the
+    /// entry's index; see `applied`.
+    pub fn propose_delete_records(&mut self, before: i64) -> Result<u64, String> {
+        let control = control_batch(DELETE_RECORDS, &before.to_be_bytes(), self.last_timestamp);
+        self.propose(control)
+    }
+
+    /// The last entry this replica has applied (committed entries take
+    /// effect in `process`).
+    pub fn applied(&self) -> u64 {
+        self.raw.raft.raft_log.applied
+    }
+
+    /// A compaction pass of what is applied (`Log::plan_clean_below`),
+    /// keeping one batch per entry, if one is due.
+    pub fn plan_clean(&self, now_ms: i64) -> Option<sluice_storage::CleanPlan> {
+        let limit = self.store.0.borrow().end_of(self.applied()).unwrap_or(0);
+        self.log.plan_clean_below(now_ms, limit).map(|p| p.keep_every_batch())
+    }
+
+    /// Swaps a finished compaction pass in (`Log::finish_clean`). Offsets
+    /// and entries stay as they were; only the batches' records change.
+    pub async fn finish_clean(&mut self, outcome: sluice_storage::CleanOutcome) -> Result<bool, String> {
+        self.log.finish_clean(outcome).await.map_err(err)
     }
 
     pub fn step(&mut self, m: Message) {
@@ -390,6 +433,7 @@ impl Replica {
     /// then the hard state, and returns the messages to send.
     pub async fn process(&mut self) -> Result<Vec<Message>, String> {
         let mut out = Vec::new();
+        let mut delete_to: Option<i64> = None;
         loop {
             self.fetch_wanted().await?;
             if !self.raw.has_ready() {
@@ -413,6 +457,7 @@ impl Replica {
             out.extend(rd.take_persisted_messages());
             let committed = rd.take_committed_entries();
             self.apply_conf_changes(&committed)?;
+            delete_to = delete_to.max(deletes_in(&committed));
             let mut light = self.raw.advance(rd);
             if let Some(commit) = light.commit_index() {
                 self.store.0.borrow_mut().hard.commit = commit;
@@ -420,7 +465,11 @@ impl Replica {
             out.extend(light.take_messages());
             let committed = light.take_committed_entries();
             self.apply_conf_changes(&committed)?;
+            delete_to = delete_to.max(deletes_in(&committed));
             self.raw.advance_apply();
+        }
+        if let Some(before) = delete_to {
+            self.move_start(before).await?;
         }
         self.trim_window();
         self.note_caught_up();
@@ -453,9 +502,21 @@ impl Replica {
     /// it and the replicas as of it (what a follower behind it is sent).
     /// Returns whether anything was deleted.
     pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<bool, String> {
-        let applied = self.raw.raft.raft_log.applied;
-        let limit = self.store.0.borrow().end_of(applied).unwrap_or(0);
+        let limit = self.store.0.borrow().end_of(self.applied()).unwrap_or(0);
         let Some(offset) = self.log.retention_start(now_ms, limit) else { return Ok(false) };
+        let before = self.store.0.borrow().start.index;
+        self.move_start(offset).await?;
+        Ok(self.store.0.borrow().start.index != before)
+    }
+
+    /// Moves the log start to `offset` (retention, or a committed
+    /// DeleteRecords, which may cut a batch): the entries that end at or
+    /// before it leave Raft's log. The new start is saved before anything
+    /// is deleted, so a crash finishes the move on open.
+    async fn move_start(&mut self, offset: i64) -> Result<(), String> {
+        if offset <= self.log.log_start_offset() {
+            return Ok(());
+        }
         let start = {
             let s = self.store.0.borrow();
             // The last entry that ends at or before the new start.
@@ -470,21 +531,18 @@ impl Replica {
                 max_timestamp = c.max_timestamp;
                 changes.extend(c.conf.clone());
             }
-            if index == s.start.index {
-                return Ok(false);
-            }
             let conf = replay_conf(self.raw.raft.id, &s.start.conf, changes.iter().map(Vec::as_slice))?;
-            let term = s.get(index).expect("kept until now").term;
+            let term = if index == s.start.index { s.start.term } else { s.get(index).expect("kept until now").term };
             let offset = s.end_of(index).expect("kept until now");
             Start { index, term, conf, offset, max_timestamp }
         };
         write_start(&self.dir.join(LOG_START), &start).await?;
-        self.log.delete_records(start.offset).await.map_err(err)?;
+        self.log.delete_records(offset).await.map_err(err)?;
         let mut s = self.store.0.borrow_mut();
         let dropped = (start.index - s.start.index) as usize;
         s.entries.drain(..dropped);
         s.start = start;
-        Ok(true)
+        Ok(())
     }
 
     /// Committed changes of replicas take effect (raft-rs's conf changes
@@ -509,7 +567,8 @@ impl Replica {
         }
         self.store.0.borrow_mut().fetched.clear();
         for (low, high, context) in wanted {
-            let first = self.store.0.borrow().get(low).map(|c| c.base);
+            // DeleteRecords may have cut the first entry kept.
+            let first = self.store.0.borrow().get(low).map(|c| c.base.max(self.log.log_start_offset()));
             let Some(mut at) = first else { continue };
             let mut index = low;
             // Up to a message's worth: raft-rs asks again for the rest.
@@ -523,7 +582,7 @@ impl Replica {
                     if pos + h.size > bytes.len() {
                         break;
                     }
-                    let data = if h.is_control() { Vec::new() } else { bytes[pos..pos + h.size].to_vec() };
+                    let data = entry_data(&bytes[pos..pos + h.size]);
                     budget = budget.saturating_sub(h.size);
                     self.store.0.borrow_mut().fetched.insert(index, data);
                     index += 1;
@@ -758,17 +817,50 @@ fn control_batch(kind: i16, value: &[u8], now: i64) -> Vec<u8> {
     bytes
 }
 
-/// The ConfChangeV2 a control batch carries, if it is a change of replicas.
-fn conf_change_of(control: &[u8]) -> Option<Vec<u8>> {
-    let h = BatchHeader::read(control);
-    let section = control.get(HEADER_LEN..)?;
+/// A control batch's type (its first record's control key) and value.
+fn control_of(batch: &[u8]) -> Option<(i16, Vec<u8>)> {
+    let h = BatchHeader::read(batch);
+    if !h.is_control() {
+        return None;
+    }
+    let section = batch.get(HEADER_LEN..)?;
     let records = batch::parse_records(section, h.record_count)?;
     let r = records.first()?;
     let key = section.get(r.key.clone()?)?;
-    if key.len() < 4 || i16::from_be_bytes([key[2], key[3]]) != CONF_CHANGE {
-        return None;
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    Some((kind, r.value.clone().and_then(|v| section.get(v)).unwrap_or_default().to_vec()))
+}
+
+/// The ConfChangeV2 a control batch carries, if it is a change of replicas.
+fn conf_change_of(control: &[u8]) -> Option<Vec<u8>> {
+    control_of(control).filter(|(kind, _)| *kind == CONF_CHANGE).map(|(_, v)| v)
+}
+
+/// The offset a DeleteRecords entry moves the log start to.
+fn delete_records_of(batch: &[u8]) -> Option<i64> {
+    let (kind, value) = control_of(batch).filter(|(kind, _)| *kind == DELETE_RECORDS)?;
+    debug_assert_eq!(kind, DELETE_RECORDS);
+    Some(i64::from_be_bytes(value.get(..8)?.try_into().ok()?))
+}
+
+/// The furthest log start that committed DeleteRecords entries ask for.
+fn deletes_in(committed: &[Entry]) -> Option<i64> {
+    committed
+        .iter()
+        .filter(|e| e.get_entry_type() == EntryType::EntryNormal && e.data.len() >= HEADER_LEN)
+        .filter_map(|e| delete_records_of(&e.data))
+        .max()
+}
+
+/// What raft-rs sees of a batch in the log: nothing for the batches a
+/// replica writes from the entry's kind (a leader's no-op, a change of
+/// replicas), the bytes for the rest (producer batches, DeleteRecords).
+fn entry_data(batch: &[u8]) -> Vec<u8> {
+    match control_of(batch) {
+        Some((LEADER_CHANGE | CONF_CHANGE, _)) => Vec::new(),
+        None if BatchHeader::read(batch).is_control() => Vec::new(),
+        _ => batch.to_vec(),
     }
-    Some(r.value.clone().and_then(|v| section.get(v)).unwrap_or_default().to_vec())
 }
 
 /// The replicas of a group that were `from`, after `changes`

@@ -395,3 +395,111 @@ fn retention_moves_the_log_start_and_a_replica_behind_it_starts_there() {
         }
     });
 }
+
+#[test]
+fn delete_records_moves_every_replicas_log_start_even_a_returning_ones() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_path_buf();
+    run(move || async move {
+        let mut sim = Sim::new(&root_path).await;
+        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        let down = (l + 1) % 3;
+        sim.nodes[down].take().unwrap().close().await.unwrap();
+        for n in 0..30 {
+            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
+            sim.round().await;
+        }
+        sim.until("the two commit", |s| s.hw(l) == 91).await;
+        // Offset 0 is the leader's no-op; 50 is inside a batch (49..=51).
+        let index = sim.nodes[l].as_mut().unwrap().propose_delete_records(50).unwrap();
+        sim.until("the deletion applies on the two", |s| {
+            (0..3).filter(|&i| i != down).all(|i| {
+                let n = s.nodes[i].as_ref().unwrap();
+                n.applied() >= index && n.log().log_start_offset() == 50
+            })
+        })
+        .await;
+        assert!(sim.nodes[l].as_ref().unwrap().log().segment_count() < 4, "segments below went");
+
+        // The one that was away is behind the leader's start: it starts
+        // where the leader's first entry begins, then applies the deletion.
+        sim.nodes[down] =
+            Some(Replica::open(down as u64 + 1, &VOTERS, &sim.dirs[down], config(), WINDOW).await.unwrap());
+        sim.until("the returning replica applies it", |s| {
+            s.nodes[down].as_ref().unwrap().log().log_start_offset() == 50 && s.hw(down) == s.hw(l)
+        })
+        .await;
+        let (bytes, _) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        assert_eq!(contents(sim.nodes[down].as_ref().unwrap().log()).await.0, bytes);
+        assert!(!holds(&bytes, "b0-") && holds(&bytes, "b29-2"));
+
+        // Every replica reopens at 50, and the group goes on.
+        for i in 0..3 {
+            sim.nodes[i].take().unwrap().close().await.unwrap();
+            sim.nodes[i] = Some(Replica::open(i as u64 + 1, &VOTERS, &sim.dirs[i], config(), WINDOW).await.unwrap());
+            assert_eq!(sim.nodes[i].as_ref().unwrap().log().log_start_offset(), 50, "replica {}", i + 1);
+        }
+        sim.until("a leader again", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        sim.nodes[l].as_mut().unwrap().propose(batch("after")).unwrap();
+        sim.until("all commit the new batch", |s| {
+            let h = s.hw(l);
+            h > 92 && (0..3).all(|i| s.hw(i) == h)
+        })
+        .await;
+    });
+}
+
+#[test]
+fn compaction_keeps_one_batch_per_entry_and_a_replica_behind_gets_the_compacted_batches() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_path_buf();
+    run(move || async move {
+        let compacted = LogConfig {
+            cleanup_delete: false,
+            cleanup_compact: true,
+            compaction: sluice_storage::CompactionConfig { min_cleanable_ratio: 0.0, ..Default::default() },
+            ..config()
+        };
+        let mut sim = Sim::with_config(&root_path, 3, compacted.clone()).await;
+        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = sim.leader_among(&VOTERS).unwrap();
+        let down = (l + 1) % 3;
+        sim.nodes[down].take().unwrap().close().await.unwrap();
+        // Every batch writes the same three keys.
+        for n in 0..60 {
+            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
+            sim.round().await;
+        }
+        sim.until("the two commit", |s| s.hw(l) == 181).await;
+        let (_, spans) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        for i in (0..3).filter(|&i| i != down) {
+            let n = sim.nodes[i].as_mut().unwrap();
+            let size = n.log().size_bytes();
+            let plan = n.plan_clean(2_000).expect("a pass is due");
+            let outcome = plan.run(None).await.unwrap().expect("not aborted");
+            assert!(n.finish_clean(outcome).await.unwrap());
+            assert!(n.log().size_bytes() < size * 2 / 3, "{} of {size} bytes", n.log().size_bytes());
+            assert_eq!(contents(n.log()).await.1, spans, "replica {}: one batch per entry, as before", i + 1);
+        }
+        let (bytes, _) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        assert!(!holds(&bytes, "b0-") && holds(&bytes, "b59-2"));
+
+        // A replica behind is sent the compacted batches (read back from
+        // the leader's segments), and the group goes on.
+        sim.nodes[down] =
+            Some(Replica::open(down as u64 + 1, &VOTERS, &sim.dirs[down], compacted.clone(), WINDOW).await.unwrap());
+        sim.until("the returning replica catches up", |s| s.hw(down) == 181).await;
+        sim.nodes[l].as_mut().unwrap().propose(batch("after")).unwrap();
+        sim.until("all commit the new batch", |s| (0..3).all(|i| s.hw(i) == 184)).await;
+        let (bytes, spans) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
+        let (got, got_spans) = contents(sim.nodes[down].as_ref().unwrap().log()).await;
+        assert_eq!(got_spans, spans);
+        assert_eq!(got, bytes, "the returning replica holds the leader's compacted log");
+        // It reopens on that log.
+        sim.nodes[down].take().unwrap().close().await.unwrap();
+        let n = Replica::open(down as u64 + 1, &VOTERS, &sim.dirs[down], compacted, WINDOW).await.unwrap();
+        assert_eq!(n.high_watermark(), 184);
+    });
+}

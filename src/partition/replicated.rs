@@ -7,10 +7,11 @@
 //! reports its leadership and ISR to the controller, so that every broker's
 //! metadata names it (docs/replication.md, step 2).
 //!
-//! Every replica applies retention to what it has applied; a follower
+//! Every replica applies retention and compaction to what it has applied
+//! (compaction keeps one batch per entry, emptied if need be); a follower
 //! behind the leader's log start is sent where it starts (a Raft snapshot
-//! with no data) and starts its log there. Not yet on replicated
-//! partitions: compaction, DeleteRecords.
+//! with no data) and starts its log there. DeleteRecords is an entry of
+//! the log: every replica moves its start when it is committed.
 
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -34,6 +35,13 @@ const WINDOW: usize = 1024;
 
 /// (term, ISR) as reported to the controller.
 type Leadership = (u64, Vec<u64>);
+
+/// A DeleteRecords waiting for its entry to apply on the leader.
+struct Deleting {
+    index: u64,
+    term: u64,
+    reply: flume::Sender<Result<i64, PartitionError>>,
+}
 
 struct Pending {
     first: u64,
@@ -92,6 +100,14 @@ async fn run(
     topic_id: uuid::Uuid,
 ) {
     let mut pending: Vec<Pending> = Vec::new();
+    let mut deleting: Vec<Deleting> = Vec::new();
+    let me = partition.upgrade().map(|p| p.tx.clone());
+    let (cleaner_enabled, clean_every) = {
+        let c = &shard::current().config;
+        (c.cleaner_enable, (c.cleaner_backoff.as_millis() / TICK.as_millis()).max(1) as u64)
+    };
+    // Set while a compaction pass runs: the abort switch for it.
+    let mut cleaning: Option<Rc<std::cell::Cell<bool>>> = None;
     // What the controller has taken, and whether a report is on its way:
     // one at a time, so that an older ISR never lands after a newer one.
     let reported: Rc<std::cell::RefCell<Option<Leadership>>> = Default::default();
@@ -124,6 +140,11 @@ async fn run(
                         }
                         Ok(false) => {}
                         Err(e) => tracing::error!(partition = ?tp, %e, "retention failed"),
+                    }
+                }
+                if cleaner_enabled && cleaning.is_none() && ticks % clean_every == 0 {
+                    if let Some(me) = &me {
+                        cleaning = super::start_cleaning(r.plan_clean(sluice_storage::log::now_ms()), me);
                     }
                 }
                 if let Some((_, percentage)) = balancing.filter(|(every, _)| ticks % every == 0) {
@@ -219,15 +240,57 @@ async fn run(
             Cmd::EpochEnd { epoch, reply } => {
                 let _ = reply.send(r.log().epochs().end_offset_for(epoch, r.log().log_end_offset()));
             }
-            Cmd::DeleteRecords { reply, .. } => {
-                let why = "DeleteRecords on a replicated partition is not supported yet";
-                let _ = reply.send(Err((ResponseError::PolicyViolation, why.into())));
+            Cmd::DeleteRecords { before, reply } => {
+                if !r.is_leader() {
+                    let _ = reply.send(Err(not_leader()));
+                    continue;
+                }
+                // Kafka's rule: up to the high watermark (-1), never past it.
+                let hw = r.high_watermark();
+                let before = if before == -1 { hw } else { before };
+                let start = r.log().log_start_offset();
+                if before < 0 || before > hw {
+                    let why = format!("offset {before} is outside [{start}, {hw}]");
+                    let _ = reply.send(Err((ResponseError::OffsetOutOfRange, why)));
+                } else if before <= start {
+                    let _ = reply.send(Ok(start));
+                } else {
+                    match r.propose_delete_records(before) {
+                        Ok(index) => deleting.push(Deleting { index, term: r.term(), reply }),
+                        Err(_) => {
+                            let _ = reply.send(Err(not_leader()));
+                        }
+                    }
+                }
             }
             Cmd::SetConfig(config) => r.set_config(config),
-            Cmd::Flushed { .. } | Cmd::Cleaned(_) => {}
+            Cmd::Cleaned(result) => {
+                cleaning = None;
+                match result {
+                    Ok(Some(outcome)) => {
+                        let stats = outcome.stats.clone();
+                        match r.finish_clean(outcome).await {
+                            Ok(true) => tracing::info!(partition = ?tp, bytes_before = stats.bytes_read,
+                                bytes_after = stats.bytes_written, records_kept = stats.records_kept,
+                                records_read = stats.records_read, "compacted"),
+                            Ok(false) => tracing::debug!(partition = ?tp, "compaction result outdated, dropped"),
+                            Err(e) => tracing::error!(partition = ?tp, %e, "swapping in compacted segments failed"),
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(partition = ?tp, %e, "compaction failed"),
+                }
+            }
+            Cmd::Flushed { .. } => {}
             Cmd::Close { delete, reply } => {
+                if let Some(abort) = cleaning.take() {
+                    abort.set(true);
+                }
                 for p in pending.drain(..) {
                     let _ = p.reply.send(Err(not_leader()));
+                }
+                for d in deleting.drain(..) {
+                    let _ = d.reply.send(Err(not_leader()));
                 }
                 let dir = tp.dir(&shard::current().config.data_dir);
                 let done = if delete { r.delete().await } else { r.close().await };
@@ -270,6 +333,18 @@ async fn run(
                 return false;
             }
             !done
+        });
+        deleting.retain(|d| {
+            let term = r.term_of(d.index);
+            if term == Some(d.term) && r.applied() >= d.index {
+                let _ = d.reply.send(Ok(r.log().log_start_offset()));
+                false
+            } else if !leading || term.is_some_and(|t| t != d.term) {
+                let _ = d.reply.send(Err(not_leader()));
+                false
+            } else {
+                true
+            }
         });
         if let Some(part) = partition.upgrade() {
             let before = part.offsets.high_watermark.get();

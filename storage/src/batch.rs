@@ -174,8 +174,20 @@ pub fn stored_crc(batch: &[u8]) -> u32 {
 }
 
 /// Full check of one batch that must be exactly `b`: framing, magic, CRC and
-/// record count. Used on produce and when recovering a segment's tail.
+/// record count (one record per offset). Used on produce.
 pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
+    let h = validate_stored(b)?;
+    if h.record_count <= 0 || h.last_offset_delta != h.record_count - 1 {
+        return Err(BatchError::RecordCount { count: h.record_count, last_offset_delta: h.last_offset_delta });
+    }
+    Ok(h)
+}
+
+/// `validate` for a batch as a log may hold it: compaction leaves batches
+/// with fewer records than offsets, or none (Kafka's cleaner does too).
+/// Used when recovering a segment's tail and on a replica's appends, which
+/// carry the leader's stored batches.
+pub fn validate_stored(b: &[u8]) -> Result<BatchHeader, BatchError> {
     if b.len() < HEADER_LEN {
         return Err(BatchError::TooShort(b.len()));
     }
@@ -190,7 +202,7 @@ pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
     if crc != stored_crc(b) {
         return Err(BatchError::Crc { stored: stored_crc(b), computed: crc });
     }
-    if h.record_count <= 0 || h.last_offset_delta != h.record_count - 1 {
+    if h.record_count < 0 || h.last_offset_delta < 0 || h.record_count > h.last_offset_delta.saturating_add(1) {
         return Err(BatchError::RecordCount { count: h.record_count, last_offset_delta: h.last_offset_delta });
     }
     Ok(h)
@@ -449,6 +461,15 @@ mod tests {
         let crc = compute_crc(&bad);
         bad[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(validate(&bad), Err(BatchError::RecordCount { .. })));
+        assert!(matches!(validate_stored(&bad), Err(BatchError::RecordCount { .. })), "more records than offsets");
+        // What compaction leaves (records gone, offsets kept) is a stored batch, not a producer's.
+        let mut emptied = good.clone();
+        emptied[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&0i32.to_be_bytes());
+        emptied[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&2i32.to_be_bytes());
+        let crc = compute_crc(&emptied);
+        emptied[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate(&emptied).is_err());
+        assert_eq!(validate_stored(&emptied).unwrap().last_offset_delta, 2);
     }
 
     #[test]

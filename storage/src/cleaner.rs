@@ -66,6 +66,8 @@ pub struct CleanPlan {
     pub(crate) now_ms: i64,
     /// Producer id → offset of its last batch.
     pub(crate) producer_last: HashMap<i64, i64>,
+    /// Keep every batch, emptied if no record stays (see `keep_every_batch`).
+    pub(crate) keep_every_batch: bool,
     pub(crate) abort: Rc<Cell<bool>>,
 }
 
@@ -194,6 +196,15 @@ enum Kept {
 
 impl CleanPlan {
     /// Set it to make `run` stop at its next step (the log is closing).
+    /// Keeps every batch, emptied of its records when none stays, instead
+    /// of dropping it: for a log whose batches are entries of another log
+    /// (a replicated partition's Raft log), which must keep one batch per
+    /// entry.
+    pub fn keep_every_batch(mut self) -> CleanPlan {
+        self.keep_every_batch = true;
+        self
+    }
+
     pub fn abort_handle(&self) -> Rc<Cell<bool>> {
         self.abort.clone()
     }
@@ -346,7 +357,7 @@ impl CleanPlan {
         let last_of_producer = h.has_producer_id() && self.producer_last.get(&h.producer_id) == Some(&h.last_offset());
         if h.record_count == 0 {
             // An empty batch only ever stays for producer state.
-            return if last_of_producer { Kept::Whole } else { Kept::Dropped };
+            return if last_of_producer || self.keep_every_batch { Kept::Whole } else { Kept::Dropped };
         }
         let Some(section) = records_section(bytes, h, codec) else {
             stats.batches_untouched += 1;
@@ -389,7 +400,8 @@ impl CleanPlan {
             // Kafka keeps the producer's last batch, emptied, so that its
             // id, epoch and last sequence survive a rebuild of producer
             // state from the log.
-            return if last_of_producer { Kept::Rebuilt(batch::rebuild(bytes, &[], 0)) } else { Kept::Dropped };
+            let keep = last_of_producer || self.keep_every_batch;
+            return if keep { Kept::Rebuilt(batch::rebuild(bytes, &[], 0)) } else { Kept::Dropped };
         }
         let mut new_section = Vec::with_capacity(kept.iter().map(|s| s.len()).sum());
         for span in &kept {

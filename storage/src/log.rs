@@ -383,7 +383,7 @@ impl Log {
     /// state applied without the leader's checks. It must start at the log
     /// end.
     pub async fn append_replica(&mut self, bytes: Vec<u8>) -> Result<AppendInfo> {
-        let h = batch::validate(&bytes)?;
+        let h = batch::validate_stored(&bytes)?;
         let end = self.log_end_offset();
         if h.base_offset != end {
             return Err(StorageError::OffsetOutOfRange { offset: h.base_offset, start: self.log_start_offset, end });
@@ -754,6 +754,13 @@ impl Log {
     /// `min.cleanable.dirty.ratio` of it, when a dirty record is older than
     /// `max.compaction.lag.ms`, or when a kept tombstone has expired.
     pub fn plan_clean(&self, now_ms: i64) -> Option<CleanPlan> {
+        self.plan_clean_below(now_ms, i64::MAX)
+    }
+
+    /// `plan_clean` of the segments that end at or before `limit` only: a
+    /// replicated log cleans what is committed, never a tail that may yet
+    /// be replaced (a record there must not decide which older ones go).
+    pub fn plan_clean_below(&self, now_ms: i64, limit: i64) -> Option<CleanPlan> {
         if !self.config.cleanup_compact || self.cleaner_broken || self.segments.len() < 2 {
             return None;
         }
@@ -769,6 +776,8 @@ impl Log {
             .filter(|s| s.base_offset >= first_dirty)
             .find(young)
             .map_or(self.active().base_offset, |s| s.base_offset);
+        let end =
+            self.segments.iter().map(|s| s.base_offset).filter(|b| *b <= limit).max().map_or(i64::MIN, |b| b.min(end));
         let part = |s: &&Segment| s.base_offset < end;
         let clean_bytes: u64 =
             sealed.iter().filter(part).filter(|s| s.base_offset < first_dirty).map(|s| s.size()).sum();
@@ -799,6 +808,7 @@ impl Log {
             index_interval: self.config.index_interval_bytes,
             now_ms,
             producer_last: self.producers.last_offsets(),
+            keep_every_batch: false,
             abort: Default::default(),
         })
     }

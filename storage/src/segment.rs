@@ -186,7 +186,7 @@ impl Segment {
                     break 'outer;
                 };
                 let header = if validate {
-                    match batch::validate(bytes) {
+                    match batch::validate_stored(bytes) {
                         Ok(h) => h,
                         Err(e) => {
                             bad = Some((here, e.to_string()));
@@ -236,7 +236,7 @@ impl Segment {
             return Ok(false);
         }
         let b = self.file.read_at(next, q.size).await?;
-        Ok(batch::validate(&b).is_ok())
+        Ok(batch::validate_stored(&b).is_ok())
     }
 
     /// Updates indexes and counters for a batch just placed at `self.size`.

@@ -424,3 +424,35 @@ fn compact_only_logs_are_not_touched_by_retention() {
         assert!(log.enforce_retention(NOW + DAY).await.unwrap() > 0);
     });
 }
+
+#[test]
+fn a_log_that_keeps_every_batch_is_cleaned_below_a_limit_only() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), config()).await.unwrap();
+        let first = fill(&mut log, 40, 10, NOW).await;
+        let limit = log.log_end_offset();
+        let (_, headers_before) = read_all(&log).await;
+        // A later round past the limit names every key again: it must not
+        // decide anything below the limit (it may yet be replaced).
+        fill(&mut log, 40, 2, NOW).await;
+        let (_, all_before) = read_all(&log).await;
+
+        let plan = log.plan_clean_below(NOW, limit).expect("due").keep_every_batch();
+        assert!(plan.range().1 <= limit, "{:?} past {limit}", plan.range());
+        let outcome = plan.run(None).await.unwrap().expect("not aborted");
+        assert!(log.finish_clean(outcome).await.unwrap());
+
+        let (recs, headers) = read_all(&log).await;
+        // One batch per batch before, at the same offsets, emptied or not.
+        let spans = |hs: &[BatchHeader]| hs.iter().map(|h| (h.base_offset, h.last_offset())).collect::<Vec<_>>();
+        assert_eq!(spans(&headers), spans(&all_before));
+        assert!(headers[..headers_before.len() - 14].iter().any(|h| h.record_count == 0), "some batches emptied");
+        let below: Vec<Rec> = recs.iter().filter(|r| r.offset < limit).cloned().collect();
+        assert_latest_only(&below, &first);
+        assert_eq!(recs.iter().filter(|r| r.offset >= limit).count(), 80, "nothing past the limit cleaned");
+
+        // Nothing below 0 is cleanable.
+        assert!(log.plan_clean_below(NOW, 0).is_none());
+    });
+}

@@ -21,6 +21,7 @@ pub const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
 pub const METADATA_QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
 pub const LEADER_ELECTION: &str = "org.apache.kafka.tools.LeaderElectionCommand";
 pub const REASSIGN_PARTITIONS: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
+pub const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
 
 /// How a run is named in failure messages: the class's short name and the arguments.
 fn what(class: &str, args: &[&str]) -> String {
