@@ -286,7 +286,7 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
             }
             if cleaner_enabled && cleaning.is_none() && Instant::now() >= next_clean {
                 next_clean = Instant::now() + clean_every;
-                cleaning = start_cleaning(log.plan_clean(now_ms()), &me);
+                cleaning = start_cleaning(|| log.plan_clean(now_ms()), &me);
             }
             if Instant::now() >= next_retention {
                 next_retention = Instant::now() + retention_every;
@@ -360,21 +360,7 @@ async fn run(mut log: Log, rx: flume::Receiver<Cmd>, me: flume::Sender<Cmd>, par
                 match result {
                     Ok(Some(outcome)) => {
                         let stats = outcome.stats.clone();
-                        match log.finish_clean(outcome).await {
-                            Ok(true) => tracing::info!(
-                                dir = %dir.display(),
-                                bytes_before = stats.bytes_read,
-                                bytes_after = stats.bytes_written,
-                                records_kept = stats.records_kept,
-                                records_read = stats.records_read,
-                                tombstones_dropped = stats.tombstones_dropped,
-                                "compacted"
-                            ),
-                            Ok(false) => tracing::debug!(dir = %dir.display(), "compaction result outdated, dropped"),
-                            Err(e) => {
-                                tracing::error!(dir = %dir.display(), %e, "swapping in compacted segments failed")
-                            }
-                        }
+                        log_swap(&dir, &stats, log.finish_clean(outcome).await);
                         if let Some(p) = partition.upgrade() {
                             p.offsets.update(&log);
                         }
@@ -454,12 +440,13 @@ thread_local! {
     static CLEANER_QUEUE: OnceCell<glommio::TaskQueueHandle> = const { OnceCell::new() };
 }
 
-/// Starts a compaction pass if one is due; returns its abort switch.
-fn start_cleaning(plan: Option<CleanPlan>, me: &flume::Sender<Cmd>) -> Option<Rc<Cell<bool>>> {
+/// Starts a compaction pass if one is due (`plan` is asked only when no
+/// other pass runs on the shard); returns its abort switch.
+fn start_cleaning(plan: impl FnOnce() -> Option<CleanPlan>, me: &flume::Sender<Cmd>) -> Option<Rc<Cell<bool>>> {
     if SHARD_CLEANING.get() {
         return None;
     }
-    let plan = plan?;
+    let plan = plan()?;
     let abort = plan.abort_handle();
     let queue = CLEANER_QUEUE.with(|q| {
         *q.get_or_init(|| {
@@ -490,6 +477,23 @@ fn start_cleaning(plan: Option<CleanPlan>, me: &flume::Sender<Cmd>) -> Option<Rc
             tracing::error!(%e, "cannot start the log cleaner");
             None
         }
+    }
+}
+
+/// What became of a finished compaction pass, in the log.
+fn log_swap(dir: &std::path::Path, stats: &sluice_storage::CleanStats, swapped: Result<bool, impl std::fmt::Display>) {
+    match swapped {
+        Ok(true) => tracing::info!(
+            dir = %dir.display(),
+            bytes_before = stats.bytes_read,
+            bytes_after = stats.bytes_written,
+            records_kept = stats.records_kept,
+            records_read = stats.records_read,
+            tombstones_dropped = stats.tombstones_dropped,
+            "compacted"
+        ),
+        Ok(false) => tracing::debug!(dir = %dir.display(), "compaction result outdated, dropped"),
+        Err(e) => tracing::error!(dir = %dir.display(), %e, "swapping in compacted segments failed"),
     }
 }
 

@@ -838,8 +838,7 @@ fn conf_change_of(control: &[u8]) -> Option<Vec<u8>> {
 
 /// The offset a DeleteRecords entry moves the log start to.
 fn delete_records_of(batch: &[u8]) -> Option<i64> {
-    let (kind, value) = control_of(batch).filter(|(kind, _)| *kind == DELETE_RECORDS)?;
-    debug_assert_eq!(kind, DELETE_RECORDS);
+    let (_, value) = control_of(batch).filter(|(kind, _)| *kind == DELETE_RECORDS)?;
     Some(i64::from_be_bytes(value.get(..8)?.try_into().ok()?))
 }
 

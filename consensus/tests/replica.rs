@@ -142,6 +142,21 @@ impl Sim {
             .find(|&i| ids.contains(&(i as u64 + 1)) && self.nodes[i].as_ref().is_some_and(|n| n.is_leader()))
     }
 
+    /// Waits for a leader, closes the follower after it, and has the leader
+    /// propose `batches` batches ("b0", "b1", …), a round each. Returns
+    /// (leader, the one closed).
+    async fn leader_and_one_away(&mut self, batches: usize) -> (usize, usize) {
+        self.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
+        let l = self.leader_among(&VOTERS).unwrap();
+        let down = (l + 1) % 3;
+        self.nodes[down].take().unwrap().close().await.unwrap();
+        for n in 0..batches {
+            self.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
+            self.round().await;
+        }
+        (l, down)
+    }
+
     fn hw(&self, i: usize) -> i64 {
         self.nodes[i].as_ref().unwrap().high_watermark()
     }
@@ -255,14 +270,7 @@ fn a_replica_far_behind_catches_up_from_the_leaders_segments() {
     let root_path = root.path().to_path_buf();
     run(move || async move {
         let mut sim = Sim::new(&root_path).await;
-        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
-        let l = sim.leader_among(&VOTERS).unwrap();
-        let down = (l + 1) % 3;
-        sim.nodes[down].take().unwrap().close().await.unwrap();
-        for n in 0..40 {
-            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
-            sim.round().await;
-        }
+        let (l, down) = sim.leader_and_one_away(40).await;
         let up: Vec<usize> = (0..3).filter(|&i| i != down).collect();
         sim.until("the two commit", |s| up.iter().all(|&i| s.hw(i) == 121)).await;
         assert!(sim.nodes[l].as_ref().unwrap().log().segment_count() > 2);
@@ -348,15 +356,8 @@ fn retention_moves_the_log_start_and_a_replica_behind_it_starts_there() {
     run(move || async move {
         let retained = LogConfig { retention_bytes: Some(3 << 10), ..config() };
         let mut sim = Sim::with_config(&root_path, 3, retained.clone()).await;
-        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
-        let l = sim.leader_among(&VOTERS).unwrap();
-        let down = (l + 1) % 3;
+        let (l, down) = sim.leader_and_one_away(60).await;
         let up = 3 - l - down;
-        sim.nodes[down].take().unwrap().close().await.unwrap();
-        for n in 0..60 {
-            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
-            sim.round().await;
-        }
         sim.until("the two commit", |s| [l, up].iter().all(|&i| s.hw(i) == 181)).await;
         for i in [l, up] {
             let n = sim.nodes[i].as_mut().unwrap();
@@ -402,14 +403,7 @@ fn delete_records_moves_every_replicas_log_start_even_a_returning_ones() {
     let root_path = root.path().to_path_buf();
     run(move || async move {
         let mut sim = Sim::new(&root_path).await;
-        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
-        let l = sim.leader_among(&VOTERS).unwrap();
-        let down = (l + 1) % 3;
-        sim.nodes[down].take().unwrap().close().await.unwrap();
-        for n in 0..30 {
-            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
-            sim.round().await;
-        }
+        let (l, down) = sim.leader_and_one_away(30).await;
         sim.until("the two commit", |s| s.hw(l) == 91).await;
         // Offset 0 is the leader's no-op; 50 is inside a batch (49..=51).
         let index = sim.nodes[l].as_mut().unwrap().propose_delete_records(50).unwrap();
@@ -463,15 +457,8 @@ fn compaction_keeps_one_batch_per_entry_and_a_replica_behind_gets_the_compacted_
             ..config()
         };
         let mut sim = Sim::with_config(&root_path, 3, compacted.clone()).await;
-        sim.until("a leader", |s| s.leader_among(&VOTERS).is_some()).await;
-        let l = sim.leader_among(&VOTERS).unwrap();
-        let down = (l + 1) % 3;
-        sim.nodes[down].take().unwrap().close().await.unwrap();
         // Every batch writes the same three keys.
-        for n in 0..60 {
-            sim.nodes[l].as_mut().unwrap().propose(batch(&format!("b{n}"))).unwrap();
-            sim.round().await;
-        }
+        let (l, down) = sim.leader_and_one_away(60).await;
         sim.until("the two commit", |s| s.hw(l) == 181).await;
         let (_, spans) = contents(sim.nodes[l].as_ref().unwrap().log()).await;
         for i in (0..3).filter(|&i| i != down) {

@@ -73,9 +73,9 @@ pub(super) async fn open(tp: TopicPartition, meta: &TopicMeta) -> Result<Rc<Part
         offsets,
         waiters: Default::default(),
     });
-    glommio::spawn_local(super::ticker(tx, TICK)).detach();
+    glommio::spawn_local(super::ticker(tx.clone(), TICK)).detach();
     let group = crate::cluster::group_id(meta.id, tp.partition);
-    glommio::spawn_local(run(replica, rx, Rc::downgrade(&part), group, tp, meta.id)).detach();
+    glommio::spawn_local(run(replica, rx, tx, Rc::downgrade(&part), group, tp, meta.id)).detach();
     Ok(part)
 }
 
@@ -94,6 +94,8 @@ fn not_leader() -> PartitionError {
 async fn run(
     mut r: Replica,
     rx: flume::Receiver<Cmd>,
+    // Where a compaction pass reports back.
+    me: flume::Sender<Cmd>,
     partition: Weak<Partition>,
     group: sluice_consensus::transport::GroupId,
     tp: TopicPartition,
@@ -101,7 +103,6 @@ async fn run(
 ) {
     let mut pending: Vec<Pending> = Vec::new();
     let mut deleting: Vec<Deleting> = Vec::new();
-    let me = partition.upgrade().map(|p| p.tx.clone());
     let (cleaner_enabled, clean_every) = {
         let c = &shard::current().config;
         (c.cleaner_enable, (c.cleaner_backoff.as_millis() / TICK.as_millis()).max(1) as u64)
@@ -143,9 +144,7 @@ async fn run(
                     }
                 }
                 if cleaner_enabled && cleaning.is_none() && ticks % clean_every == 0 {
-                    if let Some(me) = &me {
-                        cleaning = super::start_cleaning(r.plan_clean(sluice_storage::log::now_ms()), me);
-                    }
+                    cleaning = super::start_cleaning(|| r.plan_clean(sluice_storage::log::now_ms()), &me);
                 }
                 if let Some((_, percentage)) = balancing.filter(|(every, _)| ticks % every == 0) {
                     hand_back(&mut r, &tp, node, percentage, lag);
@@ -269,13 +268,8 @@ async fn run(
                 match result {
                     Ok(Some(outcome)) => {
                         let stats = outcome.stats.clone();
-                        match r.finish_clean(outcome).await {
-                            Ok(true) => tracing::info!(partition = ?tp, bytes_before = stats.bytes_read,
-                                bytes_after = stats.bytes_written, records_kept = stats.records_kept,
-                                records_read = stats.records_read, "compacted"),
-                            Ok(false) => tracing::debug!(partition = ?tp, "compaction result outdated, dropped"),
-                            Err(e) => tracing::error!(partition = ?tp, %e, "swapping in compacted segments failed"),
-                        }
+                        let dir = tp.dir(&shard::current().config.data_dir);
+                        super::log_swap(&dir, &stats, r.finish_clean(outcome).await);
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(partition = ?tp, %e, "compaction failed"),

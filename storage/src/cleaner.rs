@@ -195,7 +195,6 @@ enum Kept {
 }
 
 impl CleanPlan {
-    /// Set it to make `run` stop at its next step (the log is closing).
     /// Keeps every batch, emptied of its records when none stays, instead
     /// of dropping it: for a log whose batches are entries of another log
     /// (a replicated partition's Raft log), which must keep one batch per
@@ -205,6 +204,7 @@ impl CleanPlan {
         self
     }
 
+    /// Set it to make `run` stop at its next step (the log is closing).
     pub fn abort_handle(&self) -> Rc<Cell<bool>> {
         self.abort.clone()
     }
