@@ -9,13 +9,13 @@
 #
 # SLUICE_TEST_ORACLE picks the test files of the Kafka pass: a space-separated
 # list of tests/*.rs stems, "all" for every client-compatibility file, or
-# "none" (default: the Java, Spark, Go, Kafka-tools and cluster files, which CI always runs).
+# "none" (default: the client-compatibility, Java, Spark, Go, Kafka-tools and cluster files, which CI always runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Every client-compatibility test file (each passes against both brokers).
-ORACLE_ALL="kcat confluent_kafka kafka_python aiokafka kafkajs java_client groups consumer_protocol spark go_clients kafka_tools cluster chaos"
-ORACLE_DEFAULT="java_client spark go_clients kafka_tools cluster"
+ORACLE_ALL="compat kcat confluent_kafka kafka_python aiokafka kafkajs java_client groups consumer_protocol spark go_clients kafka_tools cluster chaos"
+ORACLE_DEFAULT="compat java_client spark go_clients kafka_tools cluster"
 oracle="${SLUICE_TEST_ORACLE:-$ORACLE_DEFAULT}"
 [ "$oracle" = "all" ] && oracle="$ORACLE_ALL"
 [ "$oracle" = "none" ] && oracle=""

@@ -216,7 +216,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
 /// Checks one topic-level config value; used by CreateTopics.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
     if !TOPIC_CONFIGS.contains(&key) {
-        return Err(format!("unknown topic config {key}"));
+        return Err(format!("Unknown topic config name: {key}"));
     }
     match key {
         "cleanup.policy" => {
@@ -246,6 +246,11 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         "compression.type" => match value {
             "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
             _ => Err(format!("{key}={value}: unknown compression type")),
+        },
+        // Kafka's minimum: an index holds at least one entry.
+        "segment.index.bytes" => match parse_num::<i64>(key, value)? {
+            v if v >= 4 => Ok(()),
+            _ => Err(format!("Invalid value {value} for configuration {key}: Value must be at least 4")),
         },
         "segment.bytes" => match parse_num::<i64>(key, value)? {
             v if v >= 14 => Ok(()),

@@ -646,10 +646,8 @@ pub fn apply_ops(
                 validate_topic_config(k, v)?;
                 configs.insert(k.clone(), v.clone());
             }
+            // As Kafka: deleting a name that is not set (known or not) is a no-op.
             ConfigOp::Delete(k) => {
-                if !crate::config::TOPIC_CONFIGS.contains(&k.as_str()) {
-                    return Err(format!("unknown topic config {k}"));
-                }
                 configs.remove(k);
             }
             ConfigOp::Append(k, v) => {

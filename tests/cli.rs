@@ -739,10 +739,15 @@ fn errors() {
     // Bad config key, on create and on alter.
     assert_eq!(
         check(&["topic", "create", "t", "--config", "no.such.key=1"], None, 1, ""),
-        "error: creating topic t: unknown topic config no.such.key (INVALID_CONFIG)"
+        "error: creating topic t: Unknown topic config name: no.such.key (INVALID_CONFIG)"
     );
     ok(&b, &["topic", "create", "t", "--partitions", "2"], None);
-    check(&["topic", "alter-config", "t", "--config", "no.such.key=1"], None, 1, "unknown topic config no.such.key");
+    check(
+        &["topic", "alter-config", "t", "--config", "no.such.key=1"],
+        None,
+        1,
+        "Unknown topic config name: no.such.key",
+    );
     check(&["topic", "create", "t"], None, 1, "topic t already exists");
     check(&["topic", "add-partitions", "t", "--partitions", "1"], None, 1, "INVALID_PARTITIONS");
     check(&["produce", "t", "--partition", "7"], Some("v\n"), 1, "topic t has no partition 7");

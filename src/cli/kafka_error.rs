@@ -53,8 +53,8 @@ mod tests {
         assert_eq!(name(40), "INVALID_CONFIG");
         assert_eq!(name(9999), "error code 9999");
         assert_eq!(
-            check(40, Some("unknown topic config foo")).unwrap_err().to_string(),
-            "unknown topic config foo (INVALID_CONFIG)"
+            check(40, Some("Unknown topic config name: foo")).unwrap_err().to_string(),
+            "Unknown topic config name: foo (INVALID_CONFIG)"
         );
         assert!(check(0, Some("x")).is_ok());
     }

@@ -73,6 +73,10 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
     let shard = shard::current();
     let table = shard.topics();
     let by_id = frame.version >= 13;
+    // KIP-74: no partition may fill more than the whole response may; the
+    // first batch still goes out when it is larger than both (storage reads
+    // at least one batch).
+    let response_max = req.max_bytes.max(0) as usize;
     let mut topic_names = Vec::new();
     let mut wants = Vec::new();
     for (ti, t) in req.topics.iter().enumerate() {
@@ -93,7 +97,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
                 owner,
                 partition: p.partition,
                 offset: p.fetch_offset,
-                max_bytes: (p.partition_max_bytes.max(0) as usize).min(MAX_FILE_CHUNK),
+                max_bytes: (p.partition_max_bytes.max(0) as usize).min(response_max).min(MAX_FILE_CHUNK),
                 current_epoch: p.current_leader_epoch,
                 error,
             });
@@ -117,16 +121,17 @@ pub async fn handle(frame: &RequestFrame) -> Result<Response, Close> {
         results = read_all(&wants).await;
     }
     // `max_bytes` over the whole response; the first data always goes out.
-    let mut budget = req.max_bytes.max(0) as usize;
+    let mut budget = response_max;
     let mut any = false;
     for r in results.iter_mut() {
         let len = r.records.len();
         if len == 0 {
             continue;
         }
+        // As Kafka: a later partition whose batches do not fit is left for
+        // the next fetch; smaller ones after it may still fill the budget.
         if any && len > budget {
             r.records = Records::None;
-            budget = 0;
             continue;
         }
         budget = budget.saturating_sub(len);

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -23,21 +23,39 @@ use crate::topics::TopicPartition;
 /// A partition's place in the response: topic index, partition, outcome.
 type Slot = (usize, i32, Option<Result<ProduceOutcome, PartitionError>>);
 
+/// A refusal naming records by their index in the batch (KIP-467).
+type RecordErrors = Vec<(i32, String)>;
+
 /// Compacted topics need a key on every record (Kafka's LogValidator);
-/// compressed batches are decompressed to check.
-fn check_keys(batches: &[Vec<u8>], tp: &str) -> Result<(), PartitionError> {
+/// compressed batches are decompressed to check. Every keyless record is
+/// named, as Kafka names them, so clients fail those and not the others.
+fn check_keys(batches: &[Vec<u8>], tp: &str) -> Result<(), (PartitionError, RecordErrors)> {
+    let mut index = 0i32;
+    let mut bad = Vec::new();
+    let why = format!("Compacted topic cannot accept message without key in topic partition {tp}");
     for b in batches {
         let mut buf = Bytes::copy_from_slice(b);
         let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|e| (ResponseError::CorruptMessage, format!("undecodable record batch: {e}")))?;
-        if set.records.iter().any(|r| r.key.is_none()) {
-            return Err((
-                ResponseError::InvalidRecord,
-                format!("Compacted topic cannot accept message without key in topic partition {tp}."),
-            ));
+            .map_err(|e| ((ResponseError::CorruptMessage, format!("undecodable record batch: {e}")), Vec::new()))?;
+        for r in &set.records {
+            if r.key.is_none() {
+                bad.push((index, why.clone()));
+            }
+            index += 1;
         }
     }
-    Ok(())
+    if bad.is_empty() {
+        return Ok(());
+    }
+    // Kafka's partition-level message, with its RecordError list.
+    let shown: Vec<String> =
+        bad.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
+    let msg = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        bad.len(),
+        shown.join(", ")
+    );
+    Err(((ResponseError::InvalidRecord, msg), bad))
 }
 
 /// Splits a partition's records into whole v2 batches.
@@ -99,6 +117,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
     // Slot per partition in request order; filled by errors or owners.
     let mut slots: Vec<Slot> = Vec::new();
     let mut work: Vec<(usize, TopicPartition, Vec<Vec<u8>>)> = Vec::new();
+    let mut record_errors: std::collections::HashMap<usize, RecordErrors> = Default::default();
     for (ti, t) in req.topic_data.iter().enumerate() {
         let name = t.name.0.as_str();
         for p in &t.partition_data {
@@ -126,18 +145,25 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                     e => (e, format!("{name}-{} does not exist", p.index)),
                 })),
                 (None, Some(_), None) => Some(Err((ResponseError::CorruptMessage, "null records".into()))),
-                (None, Some(_), Some(records)) => match split_batches(records).and_then(|b| {
-                    if compacted(name) {
-                        check_keys(&b, &format!("{name}-{}", p.index))?;
+                (None, Some(_), Some(records)) => {
+                    match split_batches(records).map_err(|e| (e, Vec::new())).and_then(|b| {
+                        if compacted(name) {
+                            check_keys(&b, &format!("{name}-{}", p.index))?;
+                        }
+                        Ok(b)
+                    }) {
+                        Err((e, named)) => {
+                            if !named.is_empty() {
+                                record_errors.insert(slot, named);
+                            }
+                            Some(Err(e))
+                        }
+                        Ok(batches) => {
+                            work.push((slot, TopicPartition::new(name, p.index), batches));
+                            None
+                        }
                     }
-                    Ok(b)
-                }) {
-                    Err(e) => Some(Err(e)),
-                    Ok(batches) => {
-                        work.push((slot, TopicPartition::new(name, p.index), batches));
-                        None
-                    }
-                },
+                }
             };
             slots.push((ti, p.index, r));
         }
@@ -158,8 +184,19 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
         .collect();
     let v = frame.version;
     let mut endpoints = std::collections::BTreeMap::new();
-    for (ti, index, r) in slots {
-        let p = PartitionProduceResponse::default().with_index(index);
+    for (slot, (ti, index, r)) in slots.into_iter().enumerate() {
+        let named = record_errors.remove(&slot).unwrap_or_default();
+        let p = PartitionProduceResponse::default().with_index(index).with_record_errors(
+            named
+                .into_iter()
+                .filter(|_| v >= 8)
+                .map(|(i, m)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(i)
+                        .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+                })
+                .collect(),
+        );
         let p = match r.expect("every partition answered") {
             Ok(o) => p
                 .with_base_offset(o.base_offset)
