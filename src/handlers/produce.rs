@@ -20,11 +20,12 @@ use crate::server::response::Response;
 use crate::shard;
 use crate::topics::TopicPartition;
 
-/// A partition's place in the response: topic index, partition, outcome.
-type Slot = (usize, i32, Option<Result<ProduceOutcome, PartitionError>>);
-
-/// A refusal naming records by their index in the batch (KIP-467).
+/// Records named by their index in the batch, each with why (KIP-467).
 type RecordErrors = Vec<(i32, String)>;
+
+/// A partition's place in the response: topic index, partition, outcome,
+/// and the records a refusal names.
+type Slot = (usize, i32, Option<Result<ProduceOutcome, PartitionError>>, RecordErrors);
 
 /// Compacted topics need a key on every record (Kafka's LogValidator);
 /// compressed batches are decompressed to check. Every keyless record is
@@ -117,11 +118,11 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
     // Slot per partition in request order; filled by errors or owners.
     let mut slots: Vec<Slot> = Vec::new();
     let mut work: Vec<(usize, TopicPartition, Vec<Vec<u8>>)> = Vec::new();
-    let mut record_errors: std::collections::HashMap<usize, RecordErrors> = Default::default();
     for (ti, t) in req.topic_data.iter().enumerate() {
         let name = t.name.0.as_str();
         for p in &t.partition_data {
             let slot = slots.len();
+            let mut named = RecordErrors::new();
             let early = if !matches!(acks, -1..=1) {
                 Some((ResponseError::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")))
             } else if req.transactional_id.is_some() {
@@ -152,10 +153,8 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                         }
                         Ok(b)
                     }) {
-                        Err((e, named)) => {
-                            if !named.is_empty() {
-                                record_errors.insert(slot, named);
-                            }
+                        Err((e, bad)) => {
+                            named = bad;
                             Some(Err(e))
                         }
                         Ok(batches) => {
@@ -165,7 +164,7 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
                     }
                 }
             };
-            slots.push((ti, p.index, r));
+            slots.push((ti, p.index, r, named));
         }
     }
     let (slot_of, items): (Vec<usize>, Vec<_>) =
@@ -184,19 +183,18 @@ pub async fn handle(frame: &RequestFrame) -> Result<Option<Response>, Close> {
         .collect();
     let v = frame.version;
     let mut endpoints = std::collections::BTreeMap::new();
-    for (slot, (ti, index, r)) in slots.into_iter().enumerate() {
-        let named = record_errors.remove(&slot).unwrap_or_default();
-        let p = PartitionProduceResponse::default().with_index(index).with_record_errors(
-            named
+    for (ti, index, r, named) in slots {
+        let mut p = PartitionProduceResponse::default().with_index(index);
+        if v >= 8 {
+            p.record_errors = named
                 .into_iter()
-                .filter(|_| v >= 8)
                 .map(|(i, m)| {
                     BatchIndexAndErrorMessage::default()
                         .with_batch_index(i)
                         .with_batch_index_error_message(Some(StrBytes::from_string(m)))
                 })
-                .collect(),
-        );
+                .collect();
+        }
         let p = match r.expect("every partition answered") {
             Ok(o) => p
                 .with_base_offset(o.base_offset)

@@ -21,6 +21,7 @@ from _records import emit, log, run_main  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic  # noqa: E402
+from ck import wait_partitions  # noqa: E402
 
 CLIENT_ID = "sluice-test-compat"
 
@@ -31,15 +32,7 @@ def cmd_create(a):
     topic = NewTopic(a.topic, num_partitions=a.partitions, replication_factor=1, config=configs)
     for f in admin.create_topics([topic], operation_timeout=30).values():
         f.result(timeout=60)
-    deadline = time.time() + 30
-    while True:
-        t = admin.list_topics(a.topic, timeout=10).topics.get(a.topic)
-        if t is not None and t.error is None and len(t.partitions) == a.partitions and all(
-                p.leader >= 0 for p in t.partitions.values()):
-            break
-        if time.time() > deadline:
-            raise RuntimeError(f"{a.topic}: no leaders in metadata")
-        time.sleep(0.2)
+    wait_partitions(a.bootstrap, a.topic, a.partitions)
     emit({"created": a.topic})
 
 
@@ -165,35 +158,28 @@ def cmd_configs(a):
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("create")
-    c.add_argument("bootstrap")
-    c.add_argument("topic")
-    c.add_argument("partitions", type=int)
-    c.add_argument("--config", action="append", default=[])
-    b = sub.add_parser("big")
-    b.add_argument("bootstrap")
-    b.add_argument("topic")
-    b.add_argument("partitions", type=int)
+
+    def command(name, *positional):
+        c = sub.add_parser(name)
+        c.add_argument("bootstrap")
+        for arg in positional:
+            c.add_argument(arg, type=int) if arg == "partitions" else c.add_argument(arg)
+        return c
+
+    command("create", "topic", "partitions").add_argument("--config", action="append", default=[])
+    b = command("big", "topic", "partitions")
     b.add_argument("--count", type=int, required=True)
     b.add_argument("--size", type=int, required=True)
-    d = sub.add_parser("drain")
-    d.add_argument("bootstrap")
-    d.add_argument("topic")
-    d.add_argument("partitions", type=int)
+    d = command("drain", "topic", "partitions")
     d.add_argument("--count", type=int, required=True)
     d.add_argument("--fetch-max-bytes", type=int, required=True)
     d.add_argument("--partition-max-bytes", type=int, required=True)
     d.add_argument("--receive-max-bytes", type=int, required=True)
     d.add_argument("--timeout", type=float, default=60)
-    pb = sub.add_parser("produce-batch")
-    pb.add_argument("bootstrap")
-    pb.add_argument("topic")
+    pb = command("produce-batch", "topic")
     pb.add_argument("--keys", required=True)
     pb.add_argument("--sizes")
-    cf = sub.add_parser("configs")
-    cf.add_argument("bootstrap")
-    cf.add_argument("prefix")
-    cf.add_argument("configs", nargs="+")
+    command("configs", "prefix").add_argument("configs", nargs="+")
     a = ap.parse_args()
     {"create": cmd_create, "big": cmd_big, "drain": cmd_drain, "produce-batch": cmd_produce_batch, "configs": cmd_configs}[a.cmd](a)
 
